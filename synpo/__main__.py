@@ -1,0 +1,3 @@
+from synpo.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""The `synpo` command: Hydra composes the config, the method runs its stages, a summary is printed.
+
+synpo                                  # the CPU demo: two SynPO iterations on SmolLM2-135M
+synpo experiment=cpu_demo method.iterations=1
+synpo -m optimizer.beta=2,4            # a sweep; stages shared by the jobs run once
+synpo --cfg job                        # show the composed config
+synpo --help                           # config groups and their options
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from synpo.config import register_configs
+
+log = logging.getLogger("synpo")
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+register_configs()
+
+
+class ConfigError(ValueError):
+    """A config value that composes but cannot work; the message names the key."""
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that need no model weights, run before any expensive work."""
+    from synpo.generation import BACKENDS
+    from synpo.methods import METHODS
+    from synpo.models import check_loadable, resolve_model, torch_dtype
+    from synpo.rewards import REWARDS
+
+    choices = {
+        "method.name": (cfg.method.name, METHODS),
+        "reward.name": (cfg.reward.name, REWARDS),
+        "generation.backend": (cfg.generation.backend, BACKENDS),
+        "cache_verify": (cfg.cache_verify, ("size", "sha256")),
+    }
+    for key, (value, valid) in choices.items():
+        if value not in valid:
+            raise ConfigError(f"{key}={value!r} is not available; choose one of {sorted(valid)}")
+    torch_dtype(cfg.model.dtype)
+    for key in ("optimizer", "method.generator_sft", "method.improver_sft"):
+        node = OmegaConf.select(cfg, key)
+        if node.batch_size % node.per_device_batch_size:
+            raise ConfigError(f"{key}.batch_size={node.batch_size} is not a multiple of {key}.per_device_batch_size")
+    if cfg.model.source == "hub":
+        check_loadable(resolve_model(cfg.model, cfg.paths.models), "model.path", cfg.model.trust_remote_code)
+    if cfg.reward.model and cfg.reward.name == "self_judge":
+        check_loadable(cfg.reward.model, "reward.model", cfg.reward.trust_remote_code)
+
+
+def summarise(records, policies: dict, run_dir: Path) -> dict:
+    width = max(len(r.label) for r in records)
+    lines = [f"{'stage':<{width}}  {'seconds':>8}  {'cache':<6} counts"]
+    for r in records:
+        counts = ", ".join(f"{k}={v}" for k, v in r.counts.items())
+        lines.append(f"{r.label:<{width}}  {r.seconds:>8.1f}  {'reused' if r.reused else 'new':<6} {counts}")
+    computed = sum(r.seconds for r in records if not r.reused)
+    lines.append(f"{'total computed':<{width}}  {computed:>8.1f}")
+    print("\n" + "\n".join(lines))
+    print("\nModels:")
+    for name in policies:
+        print(f"  {name}: {run_dir / 'models' / name}")
+    return {
+        "stages": [r.__dict__ for r in records],
+        "models": {name: str(run_dir / "models" / name) for name in policies},
+        "seconds_computed": round(computed, 1),
+    }
+
+
+def link_models(policies: dict, run_dir: Path) -> None:
+    from synpo.models import model_from_artifact
+
+    models = run_dir / "models"
+    models.mkdir(exist_ok=True)
+    for name, art in policies.items():
+        link = models / name
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(os.path.relpath(model_from_artifact(art.path), models), target_is_directory=True)
+
+
+def run(cfg: DictConfig) -> dict:
+    import torch
+
+    from synpo.io import write_json
+    from synpo.methods import METHODS
+    from synpo.stage import Runner
+    from synpo.tracking import Tracker
+
+    validate(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    tracker = Tracker(cfg, run_dir, f"{hc.job.name}-{hc.job.num}" if hc.mode.name == "MULTIRUN" else run_dir.name)
+    runner = Runner(Path(cfg.paths.cache), run_dir, cfg.cache_verify, on_record=tracker.stage)
+    log.info("run directory: %s; stage cache: %s", run_dir, cfg.paths.cache)
+    policies = METHODS[cfg.method.name](cfg, runner)
+    link_models(policies, run_dir)
+    summary = summarise(runner.records, policies, run_dir)
+    write_json(run_dir / "summary.json", summary)
+    tracker.finish({"seconds_computed": summary["seconds_computed"]})
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> None:
+    from synpo.io import DataError
+    from synpo.models import ModelError
+
+    try:
+        run(cfg)
+    except (ConfigError, DataError, ModelError) as e:
+        log.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

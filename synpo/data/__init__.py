@@ -1,0 +1,1 @@
+"""Data written for this project: the demo seed set and the demo keyword corpus."""

@@ -1,0 +1,79 @@
+"""Reading and writing the JSONL artifacts that stages exchange.
+
+Writes are atomic (temporary file + rename), so a crash never leaves a half-written file behind under
+its final name. Reads validate fields and name the file and line of the first bad record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and line."""
+
+
+def resolve_path(spec: str) -> Path:
+    """Resolve `pkg://package/relative/path` (data shipped inside a package) or an ordinary path."""
+    if spec.startswith("pkg://"):
+        package, _, rel = spec[len("pkg://") :].partition("/")
+        return Path(str(resources.files(package).joinpath(rel)))
+    return Path(spec).expanduser()
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
+    """Read a JSONL file; every record must be an object with the `required` string fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            for key in required:
+                value = row.get(key)
+                if not isinstance(value, str) or not value.strip():
+                    raise DataError(f"{path}:{lineno}: field '{key}' is missing or not a non-empty string")
+            rows.append(row)
+    return rows
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,5 @@
+"""Methods register by name (`method.name`); each composes stages into a run."""
+
+from synpo.methods.synpo import run as run_synpo
+
+METHODS = {"synpo": run_synpo}

@@ -1,0 +1,168 @@
+"""SynPO, Algorithm 1 of Dong et al. (ICLR 2025), as a sequence of cached stages.
+
+Each stage declares exactly the part of the config it depends on, so a beta sweep shares everything
+before SimPO in iteration 1, and a threshold sweep shares everything before the filters. Choices the
+paper leaves open, and how they are made here:
+- keywords: random words of one paragraph; lists with stopwords or capitalised mid-sentence words
+  (possible names) are dropped (`synpo/keywords.py`);
+- repetition: fraction of repeated word n-grams (`synpo/filters.py`), threshold `method.max_repetition`;
+- iteration 1: M(t-1) = M0, so y_(t-1) and y_0 are the same samples (same stage, same key);
+- the scorer of the demo: `reward=self_judge`, M0's own yes/no verdict (`synpo/rewards.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from synpo.stage import Artifact, Runner
+from synpo.stages import (
+    answer,
+    base_model,
+    build_pairs,
+    corpus,
+    keyword_lists,
+    prompt_generator,
+    response_improver,
+    rewrite,
+    score,
+    seed_set,
+    simpo,
+    write_prompts,
+)
+
+
+def plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+@dataclass
+class Recipe:
+    """The config slices stages depend on, named once."""
+
+    cfg: DictConfig
+
+    @property
+    def common(self) -> dict:
+        return {"dtype": self.cfg.model.dtype, "system_prompt": self.cfg.model.system_prompt}
+
+    def sampling(self, kind: str, seed: int) -> dict:
+        g = self.cfg.generation
+        tokens = self.cfg.method.max_new_tokens[kind]
+        return {"max_new_tokens": tokens, "temperature": g.temperature, "top_p": g.top_p, "seed": seed}
+
+    @property
+    def reward(self) -> dict:
+        # The threshold only matters to the filters: leaving it out lets threshold sweeps share scores.
+        return {k: v for k, v in plain(self.cfg.reward).items() if k != "threshold"}
+
+    def generating(self, kind: str, seed: int) -> dict:
+        return {"generation": plain(self.cfg.generation), "sampling": self.sampling(kind, seed), **self.common}
+
+
+def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
+    """Run SynPO; returns the policy of every iteration, {"M0": ..., "M1": ..., ...}."""
+    r, m, seed = Recipe(cfg), cfg.method, cfg.seed
+    seeds = runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
+    paragraphs = runner.run("corpus", corpus.run, config={"corpus": plain(cfg.corpus)})
+    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+
+    # Only the first `improver_seed_items` seed prompts are answered and scored each iteration.
+    def limit(file: str) -> int | None:
+        return m.improver_seed_items if file == "train.jsonl" else None
+
+    def scores(label: str, texts: Artifact, file: str, field: str) -> Artifact:
+        config = {"file": file, "field": field, "reward": r.reward, "limit": limit(file), **r.common}
+        return runner.run(label, score.run, config=config, inputs={"texts": texts, "m0": m0})
+
+    def answers(label: str, model: Artifact, prompts: Artifact, file: str) -> Artifact:
+        config = {"prompts_file": file, "limit": limit(file), **r.generating("answer", seed)}
+        return runner.run(label, answer.run, config=config, inputs={"model": model, "prompts": prompts})
+
+    # Once: the self-prompt generator G, and the reward of every gold seed answer.
+    generator = runner.run(
+        "generator",
+        prompt_generator.run,
+        config={
+            "sft": plain(m.generator_sft),
+            "keywords": plain(m.keywords),
+            "items": m.generator_seed_items,
+            "seed": seed,
+            **r.common,
+        },
+        inputs={"seed": seeds, "m0": m0},
+    )
+    gold_scores = scores("seed_gold_scores", seeds, "train.jsonl", "gold")
+
+    policies, preference_set = {"M0": m0}, None
+    policy = m0
+    for t in range(1, m.iterations + 1):
+        it = f"iter{t}"
+        # 1. G writes new prompts from keyword lists of the corpus.
+        keywords = runner.run(
+            f"{it}/keywords",
+            keyword_lists.run,
+            config={"keywords": plain(m.keywords), "n": m.prompts_per_iteration, "seed": seed + t},
+            inputs={"corpus": paragraphs},
+        )
+        prompts = runner.run(
+            f"{it}/prompts",
+            write_prompts.run,
+            config={"prompt_filter": plain(m.prompt_filter), **r.generating("question", seed + t)},
+            inputs={"generator": generator, "keywords": keywords},
+        )
+        # 2. R_t learns, from M0, to rewrite M(t-1)'s seed answers into the gold ones.
+        seed_answers = answers(f"{it}/seed_answers", policy, seeds, "train.jsonl")
+        improver = runner.run(
+            f"{it}/improver",
+            response_improver.run,
+            config={"sft": plain(m.improver_sft), "threshold": cfg.reward.threshold, "seed": seed, **r.common},
+            inputs={
+                "seed": seeds,
+                "answers": seed_answers,
+                "gold_scores": gold_scores,
+                "answer_scores": scores(f"{it}/seed_answer_scores", seed_answers, "answers.jsonl", "answer"),
+                "m0": m0,
+            },
+        )
+        # 3. chosen = R_t(y_(t-1)), rejected = y_0.
+        y_prev = answers(f"{it}/policy_answers", policy, prompts, "prompts.jsonl")
+        y0 = answers(f"{it}/m0_answers", m0, prompts, "prompts.jsonl")
+        chosen = runner.run(
+            f"{it}/rewrites",
+            rewrite.run,
+            config=r.generating("rewrite", seed + t),
+            inputs={"improver": improver, "answers": y_prev},
+        )
+        # 4. Filter by reward gap and repetition; add to the accumulated preference set D.
+        pairs_inputs = {
+            "rewrites": chosen,
+            "rejected": y0,
+            "chosen_scores": scores(f"{it}/chosen_scores", chosen, "rewrites.jsonl", "rewrite"),
+            "rejected_scores": scores(f"{it}/rejected_scores", y0, "answers.jsonl", "answer"),
+        }
+        if preference_set is not None:
+            pairs_inputs["previous"] = preference_set
+        preference_set = runner.run(
+            f"{it}/pairs",
+            build_pairs.run,
+            config={
+                "iteration": t,
+                "threshold": cfg.reward.threshold,
+                "max_repetition": m.max_repetition,
+                "ngram": m.repetition_ngram,
+                "per_iteration": m.pairs_per_iteration,
+                "seed": seed + t,
+            },
+            inputs=pairs_inputs,
+        )
+        # 5. M(t) = SimPO from M0 on D.
+        policy = runner.run(
+            f"{it}/policy",
+            simpo.run,
+            config={"optimizer": plain(cfg.optimizer), "seed": seed, **r.common},
+            inputs={"m0": m0, "preferences": preference_set},
+        )
+        policies[f"M{t}"] = policy
+    return policies

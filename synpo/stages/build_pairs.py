@@ -1,0 +1,58 @@
+"""Each iteration: pair chosen = R_t(y_(t-1)) with rejected = y_0 (M0's answer), keep the pairs that pass
+the reward-gap threshold and the repetition filter, sample a fixed number of them, and add them to the
+accumulated preference set D (paper Sec. 2.2-2.3)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from synpo.filters import pair_verdict
+from synpo.io import read_jsonl, write_jsonl
+
+
+def run(
+    out: Path,
+    config: dict,
+    rewrites: Path,
+    rejected: Path,
+    chosen_scores: Path,
+    rejected_scores: Path,
+    previous: Path | None = None,
+) -> dict:
+    y0 = {r["id"]: r["answer"] for r in read_jsonl(rejected / "answers.jsonl")}
+    sc = {r["id"]: r["score"] for r in read_jsonl(chosen_scores / "scores.jsonl")}
+    sr = {r["id"]: r["score"] for r in read_jsonl(rejected_scores / "scores.jsonl")}
+    counts: Counter = Counter()
+    kept, dropped = [], []
+    for r in read_jsonl(rewrites / "rewrites.jsonl"):
+        pair = {
+            "id": r["id"],
+            "iteration": config["iteration"],
+            "prompt": r["prompt"],
+            "chosen": r["rewrite"],
+            "rejected": y0[r["id"]],
+            "chosen_score": sc[r["id"]],
+            "rejected_score": sr[r["id"]],
+            "gap": sc[r["id"]] - sr[r["id"]],
+        }
+        verdict = pair_verdict(
+            pair["gap"],
+            pair["chosen"],
+            pair["rejected"],
+            config["threshold"],
+            config["max_repetition"],
+            config["ngram"],
+        )
+        counts[verdict if verdict == "kept" else f"dropped_{verdict}"] += 1
+        (kept if verdict == "kept" else dropped).append({**pair, "verdict": verdict})
+    counts["candidates"] = len(kept) + len(dropped)
+    rng = random.Random(config["seed"])
+    added = rng.sample(kept, min(config["per_iteration"], len(kept)))
+    history = read_jsonl(previous / "preference_set.jsonl") if previous else []
+    write_jsonl(out / "kept.jsonl", kept)
+    write_jsonl(out / "dropped.jsonl", dropped)
+    write_jsonl(out / "pairs.jsonl", added)
+    write_jsonl(out / "preference_set.jsonl", history + added)
+    return {**counts, "added": len(added), "preference_set": len(history) + len(added)}

@@ -1,0 +1,61 @@
+"""Each iteration: train the response improver R_t from M0 (paper Sec. 2.2, Figure 7).
+
+Seed items where the reward prefers the gold answer over M(t-1)'s answer by more than the threshold
+become examples: input = the self-improver template with the question and M(t-1)'s answer, target =
+the gold answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synpo.config import SFTConfig
+from synpo.io import DataError, read_jsonl, write_jsonl
+from synpo.models import model_from_artifact
+from synpo.templates import chat, improver_prompt
+from synpo.training import sft
+
+
+def select(seed_rows, answers, gold_scores, answer_scores, threshold: float) -> list[dict]:
+    gold = {r["id"]: r for r in seed_rows}
+    g = {r["id"]: r["score"] for r in gold_scores}
+    a = {r["id"]: r["score"] for r in answer_scores}
+    return [
+        {
+            "id": r["id"],
+            "prompt": r["prompt"],
+            "answer": r["answer"],
+            "gold": gold[r["id"]]["gold"],
+            "gap": g[r["id"]] - a[r["id"]],
+        }
+        for r in answers
+        if g[r["id"]] - a[r["id"]] > threshold
+    ]
+
+
+def run(out: Path, config: dict, seed: Path, answers: Path, gold_scores: Path, answer_scores: Path, m0: Path) -> dict:
+    answered = read_jsonl(answers / "answers.jsonl")
+    examples = select(
+        read_jsonl(seed / "train.jsonl"),
+        answered,
+        read_jsonl(gold_scores / "scores.jsonl"),
+        read_jsonl(answer_scores / "scores.jsonl"),
+        config["threshold"],
+    )
+    if not examples:
+        raise DataError(
+            f"no seed item has score(gold) - score(answer) > reward.threshold={config['threshold']}: "
+            "lower reward.threshold or use a stronger reward"
+        )
+    write_jsonl(out / "examples.jsonl", examples)
+    rows = [
+        {
+            "prompt": chat(improver_prompt(e["prompt"], e["answer"]), config["system_prompt"]),
+            "completion": [{"role": "assistant", "content": e["gold"]}],
+        }
+        for e in examples
+    ]
+    stats = sft(
+        model_from_artifact(m0), rows, SFTConfig(**config["sft"]), out, dtype=config["dtype"], seed=config["seed"]
+    )
+    return {"seed_answered": len(answered), "examples": len(examples), **stats}

@@ -1,0 +1,142 @@
+"""Thin wrappers over TRL: SFT (generator, improver) and SimPO (the policy), saved as safetensors.
+
+Each trainer writes checkpoints into `<out>/checkpoints` when `save_steps` is set; a stage that was
+killed resumes from the last one (the stage cache keeps the unfinished `.partial` folder for that).
+The final model goes to `<out>/model` and the checkpoints are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import TrainingArguments
+
+from synpo.config import OptimizerConfig, SFTConfig
+from synpo.models import load_causal_lm, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+# transformers 5.2x renamed gradient checkpointing; TRL turns it on by default, so it is always set.
+CHECKPOINTING = (
+    "activation_checkpointing"
+    if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+    else "gradient_checkpointing"
+)
+
+
+def _report_to() -> str:
+    """Trainers log to the W&B run the entrypoint opened, if any."""
+    wandb = sys.modules.get("wandb")
+    return "wandb" if wandb is not None and wandb.run is not None else "none"
+
+
+def _common_args(cfg: SFTConfig | OptimizerConfig, out: Path, seed: int) -> dict:
+    if cfg.batch_size % cfg.per_device_batch_size:
+        raise ValueError(
+            f"batch_size={cfg.batch_size} is not a multiple of per_device_batch_size={cfg.per_device_batch_size}"
+        )
+    return dict(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.batch_size // cfg.per_device_batch_size,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_epochs,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
+        weight_decay=cfg.weight_decay,
+        max_length=cfg.max_length,
+        **{CHECKPOINTING: cfg.gradient_checkpointing},
+        bf16=False,
+        dataloader_pin_memory=False,
+        logging_steps=1,
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=1,
+        report_to=_report_to(),
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=False,
+    )
+
+
+def _train_and_save(trainer, out: Path, tokenizer) -> dict:
+    checkpoints = out / "checkpoints"
+    resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
+    if resume:
+        log.info("resuming training from the last checkpoint in %s", checkpoints)
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.save_model(str(out / "model"))
+    tokenizer.save_pretrained(str(out / "model"))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return {
+        "train_loss": round(float(result.training_loss), 4),
+        "final_loss": round(float(history[-1]["loss"]), 4) if history else None,
+        "steps": int(result.global_step),
+        "resumed": resume,
+    }
+
+
+def sft(
+    model_path: str,
+    rows: list[dict],
+    cfg: SFTConfig,
+    out: Path,
+    *,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> dict:
+    """Fine-tune on conversational prompt/completion rows; the loss covers the completion only."""
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    tokenizer = load_tokenizer(model_path)
+    args = TRLSFTConfig(**_common_args(cfg, out, seed), completion_only_loss=True, packing=False)
+    trainer = SFTTrainer(
+        model=load_causal_lm(model_path, dtype).train(),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    return _train_and_save(trainer, out, tokenizer)
+
+
+def simpo(
+    model_path: str,
+    rows: list[dict],
+    cfg: OptimizerConfig,
+    out: Path,
+    *,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> dict:
+    """SimPO: TRL's CPOTrainer with loss_type="simpo" and no behaviour-cloning term (cpo_alpha=0).
+
+    TRL computes -log sigmoid(beta * (avg logp(chosen) - avg logp(rejected)) - gamma): `simpo_gamma`
+    is the paper's gamma (TRL divides it by beta inside before multiplying back).
+    """
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    if cfg.loss != "simpo":
+        raise ValueError(f"optimizer.loss={cfg.loss!r}: only 'simpo' is available")
+    tokenizer = load_tokenizer(model_path)
+    args = CPOConfig(
+        **_common_args(cfg, out, seed),
+        loss_type="simpo",
+        cpo_alpha=0.0,
+        beta=cfg.beta,
+        simpo_gamma=cfg.gamma,
+    )
+    trainer = CPOTrainer(
+        model=load_causal_lm(model_path, dtype).train(),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    return _train_and_save(trainer, out, tokenizer)

