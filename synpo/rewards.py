@@ -26,8 +26,16 @@ def register_reward(name: str):
 
 
 class Reward:
+    """A pointwise reward implements `score`; a pairwise one (PairRM, a judge) overrides `gaps`."""
+
     def score(self, prompts: list[str], answers: list[str]) -> list[float]:
         raise NotImplementedError
+
+    def gaps(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> list[dict]:
+        """One {"gap", ...} per triple; the filters keep a pair when gap > reward.threshold."""
+        n = len(prompts)
+        both = self.score(prompts + prompts, chosen + rejected)
+        return [{"gap": c - r, "chosen_score": c, "rejected_score": r} for c, r in zip(both[:n], both[n:], strict=True)]
 
 
 def make_reward(cfg: RewardConfig, m0_path: str, system_prompt: str | None = None) -> Reward:

@@ -119,4 +119,4 @@ def test_a_failing_stage_keeps_the_finished_ones(first_run):
     assert result.returncode == 2
     assert "reward.threshold=2.0" in result.stderr
     run_dir = sorted((cwd / "outputs").glob("*/*"))[-1]
-    assert (run_dir / "stages" / "iter1" / "seed_answer_scores" / "scores.jsonl").is_file()
+    assert (run_dir / "stages" / "iter1" / "seed_gaps" / "gaps.jsonl").is_file()

@@ -91,7 +91,6 @@ def test_pair_verdict(gap, chosen, rejected, verdict):
 def test_improver_keeps_seed_items_where_gold_beats_the_answer_by_the_threshold():
     seed = [{"id": i, "prompt": f"q{i}", "gold": f"g{i}"} for i in "abc"]
     answers = [{"id": i, "prompt": f"q{i}", "answer": f"y{i}"} for i in "abc"]
-    gold = [{"id": "a", "score": 0.9}, {"id": "b", "score": 0.5}, {"id": "c", "score": 0.6}]
-    ans = [{"id": "a", "score": 0.2}, {"id": "b", "score": 0.45}, {"id": "c", "score": 0.7}]
-    kept = select(seed, answers, gold, ans, threshold=0.1)
+    gaps = [{"id": "a", "gap": 0.7}, {"id": "b", "gap": 0.1}, {"id": "c", "gap": -0.1}]
+    kept = select(seed, answers, gaps, threshold=0.1)
     assert [(k["id"], k["gold"], k["answer"]) for k in kept] == [("a", "ga", "ya")]

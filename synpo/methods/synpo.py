@@ -25,8 +25,8 @@ from synpo.stages import (
     keyword_lists,
     prompt_generator,
     response_improver,
+    reward_gap,
     rewrite,
-    score,
     seed_set,
     simpo,
     write_prompts,
@@ -68,19 +68,20 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     paragraphs = runner.run("corpus", corpus.run, config={"corpus": plain(cfg.corpus)})
     m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
 
-    # Only the first `improver_seed_items` seed prompts are answered and scored each iteration.
+    # Only the first `improver_seed_items` seed prompts are answered (and so scored) each iteration.
     def limit(file: str) -> int | None:
         return m.improver_seed_items if file == "train.jsonl" else None
 
-    def scores(label: str, texts: Artifact, file: str, field: str) -> Artifact:
-        config = {"file": file, "field": field, "reward": r.reward, "limit": limit(file), **r.common}
-        return runner.run(label, score.run, config=config, inputs={"texts": texts, "m0": m0})
+    def gaps(label: str, chosen: tuple[Artifact, str, str], rejected: tuple[Artifact, str, str]) -> Artifact:
+        config = {"chosen": chosen[1:], "rejected": rejected[1:], "reward": r.reward, **r.common}
+        inputs = {"chosen": chosen[0], "rejected": rejected[0], "m0": m0}
+        return runner.run(label, reward_gap.run, config=config, inputs=inputs)
 
     def answers(label: str, model: Artifact, prompts: Artifact, file: str) -> Artifact:
         config = {"prompts_file": file, "limit": limit(file), **r.generating("answer", seed)}
         return runner.run(label, answer.run, config=config, inputs={"model": model, "prompts": prompts})
 
-    # Once: the self-prompt generator G, and the reward of every gold seed answer.
+    # Once: the self-prompt generator G.
     generator = runner.run(
         "generator",
         prompt_generator.run,
@@ -93,7 +94,6 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         },
         inputs={"seed": seeds, "m0": m0},
     )
-    gold_scores = scores("seed_gold_scores", seeds, "train.jsonl", "gold")
 
     policies, preference_set = {"M0": m0}, None
     policy = m0
@@ -121,8 +121,9 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
             inputs={
                 "seed": seeds,
                 "answers": seed_answers,
-                "gold_scores": gold_scores,
-                "answer_scores": scores(f"{it}/seed_answer_scores", seed_answers, "answers.jsonl", "answer"),
+                "gaps": gaps(
+                    f"{it}/seed_gaps", (seeds, "train.jsonl", "gold"), (seed_answers, "answers.jsonl", "answer")
+                ),
                 "m0": m0,
             },
         )
@@ -139,8 +140,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         pairs_inputs = {
             "rewrites": chosen,
             "rejected": y0,
-            "chosen_scores": scores(f"{it}/chosen_scores", chosen, "rewrites.jsonl", "rewrite"),
-            "rejected_scores": scores(f"{it}/rejected_scores", y0, "answers.jsonl", "answer"),
+            "gaps": gaps(f"{it}/pair_gaps", (chosen, "rewrites.jsonl", "rewrite"), (y0, "answers.jsonl", "answer")),
         }
         if preference_set is not None:
             pairs_inputs["previous"] = preference_set

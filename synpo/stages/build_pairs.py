@@ -17,13 +17,11 @@ def run(
     config: dict,
     rewrites: Path,
     rejected: Path,
-    chosen_scores: Path,
-    rejected_scores: Path,
+    gaps: Path,
     previous: Path | None = None,
 ) -> dict:
     y0 = {r["id"]: r["answer"] for r in read_jsonl(rejected / "answers.jsonl")}
-    sc = {r["id"]: r["score"] for r in read_jsonl(chosen_scores / "scores.jsonl")}
-    sr = {r["id"]: r["score"] for r in read_jsonl(rejected_scores / "scores.jsonl")}
+    scored = {r["id"]: r for r in read_jsonl(gaps / "gaps.jsonl")}
     counts: Counter = Counter()
     kept, dropped = [], []
     for r in read_jsonl(rewrites / "rewrites.jsonl"):
@@ -33,9 +31,7 @@ def run(
             "prompt": r["prompt"],
             "chosen": r["rewrite"],
             "rejected": y0[r["id"]],
-            "chosen_score": sc[r["id"]],
-            "rejected_score": sr[r["id"]],
-            "gap": sc[r["id"]] - sr[r["id"]],
+            **scored[r["id"]],  # id, gap, and the two scores for pointwise rewards
         }
         verdict = pair_verdict(
             pair["gap"],
