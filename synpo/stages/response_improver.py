@@ -16,32 +16,20 @@ from synpo.templates import chat, improver_prompt
 from synpo.training import sft
 
 
-def select(seed_rows, answers, gold_scores, answer_scores, threshold: float) -> list[dict]:
-    gold = {r["id"]: r for r in seed_rows}
-    g = {r["id"]: r["score"] for r in gold_scores}
-    a = {r["id"]: r["score"] for r in answer_scores}
+def select(seed_rows: list[dict], answers: list[dict], gaps: list[dict], threshold: float) -> list[dict]:
+    """Seed items whose gap score(gold) - score(answer) exceeds the threshold, with both texts."""
+    gold = {r["id"]: r["gold"] for r in seed_rows}
+    gap = {r["id"]: r["gap"] for r in gaps}
     return [
-        {
-            "id": r["id"],
-            "prompt": r["prompt"],
-            "answer": r["answer"],
-            "gold": gold[r["id"]]["gold"],
-            "gap": g[r["id"]] - a[r["id"]],
-        }
+        {"id": r["id"], "prompt": r["prompt"], "answer": r["answer"], "gold": gold[r["id"]], "gap": gap[r["id"]]}
         for r in answers
-        if g[r["id"]] - a[r["id"]] > threshold
+        if gap[r["id"]] > threshold
     ]
 
 
-def run(out: Path, config: dict, seed: Path, answers: Path, gold_scores: Path, answer_scores: Path, m0: Path) -> dict:
+def run(out: Path, config: dict, seed: Path, answers: Path, gaps: Path, m0: Path) -> dict:
     answered = read_jsonl(answers / "answers.jsonl")
-    examples = select(
-        read_jsonl(seed / "train.jsonl"),
-        answered,
-        read_jsonl(gold_scores / "scores.jsonl"),
-        read_jsonl(answer_scores / "scores.jsonl"),
-        config["threshold"],
-    )
+    examples = select(read_jsonl(seed / "train.jsonl"), answered, read_jsonl(gaps / "gaps.jsonl"), config["threshold"])
     if not examples:
         raise DataError(
             f"no seed item has score(gold) - score(answer) > reward.threshold={config['threshold']}: "
