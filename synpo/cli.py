@@ -77,16 +77,20 @@ def summarise(records, policies: dict, run_dir: Path) -> dict:
     }
 
 
-def link_models(policies: dict, run_dir: Path) -> None:
+def link_models(policies: dict, records, run_dir: Path) -> None:
+    """models/M<t> -> the checkpoint's copy in the run directory (or M0's own path)."""
     from synpo.models import model_from_artifact
 
+    label = {r.key: r.label for r in records}
     models = run_dir / "models"
     models.mkdir(exist_ok=True)
     for name, art in policies.items():
+        copy = run_dir / "stages" / label[art.key]
+        target = copy / "model" if (copy / "model").is_dir() else Path(model_from_artifact(art.path))
         link = models / name
         if link.is_symlink():
             link.unlink()
-        link.symlink_to(os.path.relpath(model_from_artifact(art.path), models), target_is_directory=True)
+        link.symlink_to(os.path.relpath(target, models), target_is_directory=True)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -104,11 +108,14 @@ def run(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    tracker = Tracker(cfg, run_dir, f"{hc.job.name}-{hc.job.num}" if hc.mode.name == "MULTIRUN" else run_dir.name)
+    multirun = hc.mode.name == "MULTIRUN"
+    # A sweep's jobs share a W&B group named after the sweep folder.
+    group = Path(hc.sweep.dir).name if multirun else None
+    tracker = Tracker(cfg, run_dir, f"{Path(hc.sweep.dir).name}-{hc.job.num}" if multirun else run_dir.name, group)
     runner = Runner(Path(cfg.paths.cache), run_dir, cfg.cache_verify, on_record=tracker.stage)
     log.info("run directory: %s; stage cache: %s", run_dir, cfg.paths.cache)
     policies = METHODS[cfg.method.name](cfg, runner)
-    link_models(policies, run_dir)
+    link_models(policies, runner.records, run_dir)
     summary = summarise(runner.records, policies, run_dir)
     write_json(run_dir / "summary.json", summary)
     tracker.finish({"seconds_computed": summary["seconds_computed"]})
@@ -116,7 +123,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     from synpo.io import DataError
     from synpo.models import ModelError
 
@@ -126,6 +133,15 @@ def main(cfg: DictConfig) -> None:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def main() -> None:
+    """`synpo cache ...` manages the stage cache; anything else is a Hydra run."""
+    if sys.argv[1:2] == ["cache"]:
+        from synpo.cache import main as cache_main
+
+        sys.exit(cache_main(sys.argv[2:]))
+    hydra_main()
 
 
 if __name__ == "__main__":

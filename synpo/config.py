@@ -177,6 +177,11 @@ class SynPOConfig:
     # Pairs whose chosen or rejected answer repeats more than this fraction of its word n-grams are dropped.
     max_repetition: float = 0.5
     repetition_ngram: int = 3
+    # Per-iteration beta search: one SimPO model per beta, the best on the validation split becomes M(t).
+    # Empty: train once with optimizer.beta.
+    beta_grid: list[float] = field(default_factory=list)
+    # Validation prompts each candidate answers for the selection; None = the whole validation split.
+    selection_items: int | None = None
     keywords: KeywordConfig = field(default_factory=KeywordConfig)
     prompt_filter: PromptFilterConfig = field(default_factory=PromptFilterConfig)
     max_new_tokens: MaxNewTokensConfig = field(default_factory=MaxNewTokensConfig)

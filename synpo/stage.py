@@ -64,6 +64,7 @@ class StageRecord:
     reused: bool
     seconds: float
     counts: dict
+    path: str
 
 
 def code_version(fn: Callable) -> str:
@@ -177,7 +178,7 @@ class Runner:
         art = Artifact(stage, key, entry)
         _link_tree(entry, Path(self.run_dir) / "stages" / label)
         seconds = art.manifest["seconds"] if reused else time.perf_counter() - start
-        record = StageRecord(label, stage, key, reused, seconds, art.counts)
+        record = StageRecord(label, stage, key, reused, seconds, art.counts, str(entry))
         self.records.append(record)
         log.info(
             "[%s] %s in %.1fs: %s",

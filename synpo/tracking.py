@@ -14,8 +14,11 @@ from synpo.stage import StageRecord
 log = logging.getLogger(__name__)
 
 
+SAMPLE_ROWS = 20
+
+
 class Tracker:
-    def __init__(self, cfg: DictConfig, run_dir: Path, job_name: str):
+    def __init__(self, cfg: DictConfig, run_dir: Path, job_name: str, group: str | None):
         self.run = None
         if cfg.logger.name == "none":
             return
@@ -26,7 +29,7 @@ class Tracker:
             project=cfg.logger.project,
             entity=cfg.logger.entity,
             mode=cfg.logger.mode,
-            group=cfg.logger.group,
+            group=cfg.logger.group or group,
             tags=list(cfg.logger.tags),
             job_type=cfg.method.name,
             name=job_name,
@@ -38,12 +41,21 @@ class Tracker:
         if self.run is None:
             return
         numbers = {k: v for k, v in record.counts.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        self.run.log(
-            {
-                f"stages/{record.label}/{k}": v
-                for k, v in {**numbers, "seconds": record.seconds, "reused": int(record.reused)}.items()
-            }
-        )
+        numbers.update(seconds=record.seconds, reused=int(record.reused))
+        self.run.log({f"stages/{record.label}/{k}": v for k, v in numbers.items()})
+        if record.stage == "build_pairs":
+            self._pair_samples(record)
+
+    def _pair_samples(self, record: StageRecord) -> None:
+        """A table of sample pairs, to read what the model is taught."""
+        import wandb
+
+        from synpo.io import read_jsonl
+
+        columns = ["prompt", "rejected", "chosen", "gap"]
+        rows = read_jsonl(Path(record.path) / "pairs.jsonl")[:SAMPLE_ROWS]
+        table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+        self.run.log({f"samples/{record.label}": table})
 
     def finish(self, summary: dict) -> None:
         if self.run is None:

@@ -110,6 +110,21 @@ def test_a_beta_change_reuses_everything_before_simpo(first_run):
     assert all(reused.values())
 
 
+def test_per_iteration_beta_search_trains_one_model_per_beta_and_keeps_the_best(first_run):
+    from conftest import run_synpo
+
+    cwd, _, _ = first_run
+    result = run_synpo(*TINY, "method.beta_grid=[2,4]", "method.selection_items=3", cwd=cwd, home=cwd / "home")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = sorted((cwd / "outputs").glob("*/*"))[-1]
+    selection = json.loads((run_dir / "stages" / "iter1" / "select_beta" / "selection.json").read_text())
+    assert [c["beta"] for c in selection["candidates"]] == [2.0, 4.0]
+    assert all(c["n"] == 3 and 0 <= c["win_rate"] <= 1 for c in selection["candidates"])
+    best = selection["best"]["beta"]
+    m1 = (run_dir / "models" / "M1").resolve()
+    assert m1 == (run_dir / "stages" / "iter1" / f"policy_beta{best:g}" / "model").resolve()
+
+
 def test_a_failing_stage_keeps_the_finished_ones(first_run):
     from conftest import run_synpo
 
@@ -120,3 +135,48 @@ def test_a_failing_stage_keeps_the_finished_ones(first_run):
     assert "reward.threshold=2.0" in result.stderr
     run_dir = sorted((cwd / "outputs").glob("*/*"))[-1]
     assert (run_dir / "stages" / "iter1" / "seed_gaps" / "gaps.jsonl").is_file()
+
+
+def test_a_run_killed_mid_stage_resumes_to_the_same_artifacts(first_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import SHARED_MODELS, SYNPO
+
+    _, reference_dir, _ = first_run
+    home = tmp_path / "home"
+    env = {**os.environ, "SYNPO_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [str(SYNPO), f"paths.models={SHARED_MODELS}", *TINY],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 600
+    while not list((home / "stages").glob("response_improver/*.partial")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(3)  # mid-way through the improver's training
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not list((home / "stages").glob("response_improver/*[!l]"))  # only the .partial, no entry
+
+    result = run_synpo_in(tmp_path, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = sorted((tmp_path / "outputs").glob("*/*"))[-1]
+    for stage in STAGES:
+        ours = json.loads((run_dir / "stages" / stage / "manifest.json").read_text())
+        reference = json.loads((reference_dir / "stages" / stage / "manifest.json").read_text())
+        assert ours["key"] == reference["key"], stage
+        data = {f: m["sha256"] for f, m in ours["files"].items() if f.endswith(".jsonl") or f.endswith(".json")}
+        expected = {f: m["sha256"] for f, m in reference["files"].items() if f in data}
+        assert data == expected, stage
+
+
+def run_synpo_in(cwd, home):
+    from conftest import run_synpo
+
+    return run_synpo(*TINY, cwd=cwd, home=home)

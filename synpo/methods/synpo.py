@@ -28,6 +28,7 @@ from synpo.stages import (
     reward_gap,
     rewrite,
     seed_set,
+    select_policy,
     simpo,
     write_prompts,
 )
@@ -68,18 +69,33 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     paragraphs = runner.run("corpus", corpus.run, config={"corpus": plain(cfg.corpus)})
     m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
 
-    # Only the first `improver_seed_items` seed prompts are answered (and so scored) each iteration.
-    def limit(file: str) -> int | None:
-        return m.improver_seed_items if file == "train.jsonl" else None
-
     def gaps(label: str, chosen: tuple[Artifact, str, str], rejected: tuple[Artifact, str, str]) -> Artifact:
         config = {"chosen": chosen[1:], "rejected": rejected[1:], "reward": r.reward, **r.common}
         inputs = {"chosen": chosen[0], "rejected": rejected[0], "m0": m0}
         return runner.run(label, reward_gap.run, config=config, inputs=inputs)
 
-    def answers(label: str, model: Artifact, prompts: Artifact, file: str) -> Artifact:
-        config = {"prompts_file": file, "limit": limit(file), **r.generating("answer", seed)}
+    def answers(label: str, model: Artifact, prompts: Artifact, file: str, limit: int | None = None) -> Artifact:
+        config = {"prompts_file": file, "limit": limit, **r.generating("answer", seed)}
         return runner.run(label, answer.run, config=config, inputs={"model": model, "prompts": prompts})
+
+    def train_policy(label: str, preferences: Artifact, beta: float) -> Artifact:
+        config = {"optimizer": {**plain(cfg.optimizer), "beta": beta}, "seed": seed, **r.common}
+        return runner.run(label, simpo.run, config=config, inputs={"m0": m0, "preferences": preferences})
+
+    def best_of_grid(it: str, preferences: Artifact) -> Artifact:
+        """One SimPO model per beta; the one that beats the gold validation answers most often wins."""
+        models, scored = {}, {}
+        for beta in m.beta_grid:
+            tag = f"beta{beta:g}"
+            models[beta] = train_policy(f"{it}/policy_{tag}", preferences, beta)
+            val = answers(f"{it}/validation_{tag}", models[beta], seeds, "validation.jsonl", m.selection_items)
+            scored[tag] = gaps(
+                f"{it}/validation_gaps_{tag}", (val, "answers.jsonl", "answer"), (seeds, "validation.jsonl", "gold")
+            )
+        selection = runner.run(
+            f"{it}/select_beta", select_policy.run, config={"betas": list(m.beta_grid)}, inputs=scored
+        )
+        return models[selection.counts["best_beta"]]
 
     # Once: the self-prompt generator G.
     generator = runner.run(
@@ -113,7 +129,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
             inputs={"generator": generator, "keywords": keywords},
         )
         # 2. R_t learns, from M0, to rewrite M(t-1)'s seed answers into the gold ones.
-        seed_answers = answers(f"{it}/seed_answers", policy, seeds, "train.jsonl")
+        seed_answers = answers(f"{it}/seed_answers", policy, seeds, "train.jsonl", m.improver_seed_items)
         improver = runner.run(
             f"{it}/improver",
             response_improver.run,
@@ -157,12 +173,10 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
             },
             inputs=pairs_inputs,
         )
-        # 5. M(t) = SimPO from M0 on D.
-        policy = runner.run(
-            f"{it}/policy",
-            simpo.run,
-            config={"optimizer": plain(cfg.optimizer), "seed": seed, **r.common},
-            inputs={"m0": m0, "preferences": preference_set},
-        )
+        # 5. M(t) = SimPO from M0 on D (with the best beta of the grid when one is given).
+        if m.beta_grid:
+            policy = best_of_grid(it, preference_set)
+        else:
+            policy = train_policy(f"{it}/policy", preference_set, cfg.optimizer.beta)
         policies[f"M{t}"] = policy
     return policies

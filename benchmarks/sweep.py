@@ -1,0 +1,86 @@
+"""Wall time of a 3-value beta sweep through the stage cache against three independent runs without it.
+
+    python benchmarks/sweep.py [--betas 2,4,6] [--keep DIR]
+
+Both sides run the real `synpo` command on the embedded model with the same small config, one after the
+other in this process: (a) `synpo -m optimizer.beta=...` with one shared stage cache, (b) one `synpo` run
+per beta, each with an empty cache of its own. It prints both wall times, their ratio (target <= 0.5),
+and how many times each stage was computed in (a): every stage before SimPO once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+SYNPO = Path(sys.executable).parent / "synpo"
+MODELS = Path(os.environ.get("SYNPO_HOME", Path.home() / ".cache" / "synpo")) / "models"
+SMALL = [
+    "logger=none",
+    "method.iterations=1",
+    "method.prompts_per_iteration=8",
+    "method.pairs_per_iteration=8",
+    "method.generator_seed_items=8",
+    "method.improver_seed_items=8",
+    "method.max_new_tokens.question=32",
+    "method.max_new_tokens.answer=48",
+    "method.max_new_tokens.rewrite=48",
+    "reward.threshold=-1.0",
+]
+
+
+def synpo(args: list[str], cwd: Path, home: Path) -> float:
+    env = {**os.environ, "SYNPO_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(SYNPO), f"paths.models={MODELS}", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if result.returncode:
+        sys.exit(f"synpo {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def computed_stages(root: Path) -> Counter:
+    """How many times each stage label was computed (not reused) over all summaries under `root`."""
+    counts: Counter = Counter()
+    for summary in root.rglob("summary.json"):
+        for stage in json.loads(summary.read_text())["stages"]:
+            counts[stage["label"]] += not stage["reused"]
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--betas", default="2,4,6")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    betas = args.betas.split(",")
+    work = args.keep or Path(tempfile.mkdtemp(prefix="synpo-sweep-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    (work / "cached").mkdir()
+    cached = synpo(["-m", f"optimizer.beta={args.betas}", *SMALL], work / "cached", work / "cached" / "home")
+    independent = 0.0
+    for beta in betas:
+        run = work / f"independent-{beta}"
+        run.mkdir()
+        independent += synpo([f"optimizer.beta={beta}", *SMALL], run, run / "home")
+
+    print(f"sweep of {len(betas)} betas with the stage cache: {cached:8.1f} s")
+    print(f"{len(betas)} independent runs without sharing:   {independent:8.1f} s")
+    print(f"ratio: {cached / independent:.2f} (target <= 0.5)")
+    print("\nstages computed in the cached sweep (label: times):")
+    for label, n in computed_stages(work / "cached").items():
+        print(f"  {label}: {n}")
+    print(f"\nwork folder: {work}")
+
+
+if __name__ == "__main__":
+    main()
