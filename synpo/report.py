@@ -1,0 +1,220 @@
+"""`synpo-report DIR`: tables and plots of a finished or partial sweep (or of one run), from local files.
+
+Reads every job's `.hydra/config.yaml`, `.hydra/overrides.yaml` and `summary.json`; writes into
+`DIR/report/` (or `--out`):
+- `main.md` / `main.csv`: one row per job and model (M0, M1, ...): the sweep's overrides, beta, threshold,
+  pairs in D, SimPO loss, and the evaluation columns laid out as the paper's Tables 2-3 (AlpacaEval 2 LC
+  and WR, Arena-Hard, MT-Bench), followed by the paper's own numbers in separate, labelled rows;
+- `open_llm.md` / `open_llm.csv`: the Open LLM tasks and their average (Table 4), when evaluated;
+- `<metric>_vs_beta.png` (one line per iteration) and `<metric>_vs_iteration.png` (one line per job).
+Jobs a sweep planned but that have no summary yet are listed as missing, not treated as errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# Paper column -> (suite name prefix, metric key) in a model's evaluation results.
+MAIN_COLUMNS = {
+    "AE2 LC": ("alpaca_eval", "lc_win_rate"),
+    "AE2 WR": ("alpaca_eval", "win_rate"),
+    "Arena-Hard": ("arena_hard", "win_rate"),
+    "MT-Bench T1": ("mt_bench", "turn1"),
+    "MT-Bench T2": ("mt_bench", "turn2"),
+    "MT-Bench": ("mt_bench", "average"),
+}
+OPEN_LLM = ["arc_challenge", "hellaswag", "truthfulqa_mc2", "mmlu", "winogrande", "gsm8k"]
+
+
+class ReportError(ValueError):
+    pass
+
+
+def _metric(evaluation: dict, prefix: str, key: str):
+    for suite, result in evaluation.items():
+        if suite.startswith(prefix):
+            value = result.get("metrics", result).get(key)
+            if value is not None:
+                return value
+    return None
+
+
+def _sweep_plan(root: Path) -> list[tuple[str, ...]] | None:
+    """The override combinations a sweep planned (from Hydra's multirun.yaml), or None for one run."""
+    plan = root / "multirun.yaml"
+    if not plan.is_file():
+        return None
+    overrides = OmegaConf.load(plan).hydra.overrides.task
+    axes = []
+    for o in overrides:
+        key, _, values = o.partition("=")
+        axes.append([f"{key}={v}" for v in values.split(",")] if "," in values and "[" not in values else [o])
+    return [tuple(c) for c in itertools.product(*axes)]
+
+
+def collect(root: Path) -> tuple[list[dict], list[str]]:
+    """Rows of every finished job under `root`, and the planned jobs that have not finished."""
+    if (root / "summary.json").is_file():
+        job_dirs = [root]
+    elif (root / "multirun.yaml").is_file() or any(root.glob("*/.hydra")):
+        job_dirs = sorted((p for p in root.iterdir() if (p / ".hydra").is_dir()), key=lambda p: p.name)
+    else:
+        raise ReportError(f"{root} is not a sweep or run directory (no multirun.yaml, job folders or summary.json)")
+    rows, done = [], set()
+    for job in job_dirs:
+        if not (job / "summary.json").is_file():
+            continue
+        overrides = [o for o in OmegaConf.load(job / ".hydra" / "overrides.yaml") if not o.startswith("paths.")]
+        done.add(frozenset(overrides))
+        rows.extend(job_rows(job, overrides))
+    missing = []
+    for combo in _sweep_plan(root) or []:
+        if not any(set(combo) <= d for d in done):
+            missing.append(" ".join(combo))
+    return rows, missing
+
+
+def job_rows(job: Path, overrides: list[str]) -> list[dict]:
+    cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
+    summary = json.loads((job / "summary.json").read_text())
+    counts = {s["label"]: s["counts"] for s in summary["stages"]}
+    evaluation = summary.get("evaluation", {})
+    rows = []
+    for name in summary["models"]:
+        t = int(name[1:])
+        it = f"iter{t}"
+        selected = counts.get(f"{it}/select_beta", {}).get("best_beta")
+        policy = counts.get(f"{it}/policy" if selected is None else f"{it}/policy_beta{selected:g}", {})
+        row = {
+            "job": job.name,
+            "overrides": " ".join(overrides) or "-",
+            "method": cfg.method.name,
+            "base": cfg.model.name,
+            "model": name,
+            "iteration": t,
+            "beta": (selected if selected is not None else cfg.optimizer.beta) if t else None,
+            "threshold": cfg.reward.threshold,
+            "pairs": counts.get(f"{it}/pairs", {}).get("preference_set") if t else None,
+            "simpo_loss": policy.get("train_loss") if t else None,
+        }
+        model_eval = evaluation.get(name, {})
+        row.update({col: _metric(model_eval, *spec) for col, spec in MAIN_COLUMNS.items()})
+        row.update({task: _metric(model_eval, "open_llm", task) for task in OPEN_LLM})
+        rows.append(row)
+    return rows
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_table(rows: list[dict], columns: list[str], path: Path, title: str, notes: list[str]) -> None:
+    with path.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    path.with_suffix(".md").write_text("\n".join(lines + [""] + notes) + "\n")
+
+
+def paper_rows(table: str) -> tuple[list[dict], str]:
+    data = json.loads(resources.files("synpo").joinpath("data/paper_tables.json").read_text())
+    rows = [{"job": "paper", "overrides": "-", "method": "synpo (paper)", **r} for r in data[table]]
+    for r in rows:
+        r["base"], r["model"] = r.pop("model"), r["iteration"]
+    return rows, data["source"]
+
+
+def plot(rows: list[dict], metrics: list[str], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for metric in metrics:
+        points = [r for r in rows if isinstance(r.get(metric), int | float) and r["iteration"]]
+        if not points:
+            continue
+        slug = metric.lower().replace(" ", "_").replace("-", "_")
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for t in sorted({r["iteration"] for r in points}):
+            xs = sorted((r["beta"], r[metric]) for r in points if r["iteration"] == t and r["beta"] is not None)
+            ax.plot([x for x, _ in xs], [y for _, y in xs], marker="o", label=f"M{t}")
+        ax.set(xlabel="beta", ylabel=metric, title=f"{metric} against beta")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / f"{slug}_vs_beta.png", dpi=120)
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for job in sorted({r["job"] for r in rows}):
+            xs = [
+                (r["iteration"], r[metric]) for r in rows if r["job"] == job and isinstance(r.get(metric), int | float)
+            ]
+            if xs:
+                ax.plot(
+                    [x for x, _ in xs],
+                    [y for _, y in xs],
+                    marker="o",
+                    label=next(r["overrides"] for r in rows if r["job"] == job),
+                )
+        ax.set(xlabel="iteration", ylabel=metric, title=f"{metric} against iteration")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        fig.savefig(out / f"{slug}_vs_iteration.png", dpi=120)
+        plt.close(fig)
+        written += [out / f"{slug}_vs_beta.png", out / f"{slug}_vs_iteration.png"]
+    return written
+
+
+def report(root: Path, out: Path) -> dict:
+    rows, missing = collect(root)
+    out.mkdir(parents=True, exist_ok=True)
+    notes = [f"Missing jobs (planned, not finished): {m}" for m in missing]
+    notes.append("Evaluation columns of runs on the shipped mini suites are mini-suite scores, not the benchmarks'.")
+    base = ["job", "overrides", "method", "base", "model", "beta", "threshold", "pairs", "simpo_loss"]
+    reference, source = paper_rows("main")
+    write_table(
+        rows + reference, base + list(MAIN_COLUMNS), out / "main", "Results", notes + [f"Paper rows: {source}."]
+    )
+    if any(r.get(t) is not None for r in rows for t in OPEN_LLM):
+        reference, source = paper_rows("open_llm")
+        write_table(
+            rows + reference, base[:5] + OPEN_LLM, out / "open_llm", "Open LLM tasks", [f"Paper rows: {source}."]
+        )
+    plots = plot(rows, [*MAIN_COLUMNS, "simpo_loss", "pairs"], out)
+    return {"rows": len(rows), "missing": missing, "out": str(out), "plots": [p.name for p in plots]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="synpo-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("dir", type=Path, help="a sweep folder (multirun/<date>/<time>) or one run folder")
+    parser.add_argument("--out", type=Path, help="where to write (default: DIR/report)")
+    args = parser.parse_args(argv)
+    try:
+        result = report(args.dir, args.out or args.dir / "report")
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"{result['rows']} rows -> {result['out']}/main.md, main.csv"
+        + (", plots: " + ", ".join(result["plots"]) if result["plots"] else "")
+    )
+    for m in result["missing"]:
+        print(f"missing job: {m}")
+    return 0
