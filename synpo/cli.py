@@ -17,7 +17,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from synpo.config import register_configs
 
@@ -36,7 +36,7 @@ def validate(cfg: DictConfig) -> None:
     from synpo.generation import BACKENDS
     from synpo.methods import METHODS
     from synpo.models import check_loadable, resolve_model, torch_dtype
-    from synpo.rewards import REWARDS
+    from synpo.rewards import REWARDS, check_reward
 
     choices = {
         "method.name": (cfg.method.name, METHODS),
@@ -48,14 +48,22 @@ def validate(cfg: DictConfig) -> None:
         if value not in valid:
             raise ConfigError(f"{key}={value!r} is not available; choose one of {sorted(valid)}")
     torch_dtype(cfg.model.dtype)
-    for key in ("optimizer", "method.generator_sft", "method.improver_sft"):
-        node = OmegaConf.select(cfg, key)
+    for key, node in _trainer_nodes(cfg):
         if node.batch_size % node.per_device_batch_size:
             raise ConfigError(f"{key}.batch_size={node.batch_size} is not a multiple of {key}.per_device_batch_size")
-    if cfg.model.source == "hub":
-        check_loadable(resolve_model(cfg.model, cfg.paths.models), "model.path", cfg.model.trust_remote_code)
-    if cfg.reward.model and cfg.reward.name == "self_judge":
-        check_loadable(cfg.reward.model, "reward.model", cfg.reward.trust_remote_code)
+    m0 = resolve_model(cfg.model, cfg.paths.models) if cfg.model.source == "hub" else None
+    if m0:
+        check_loadable(m0, "model.path", cfg.model.trust_remote_code)
+    check_reward(cfg.reward, m0)
+
+
+def _trainer_nodes(node: DictConfig, prefix: str = ""):
+    """Every config node that sets a trainer's batch (optimizer, method.generator_sft, method.dpo, ...)."""
+    if "batch_size" in node and "per_device_batch_size" in node:
+        yield prefix.rstrip("."), node
+    for key in node:
+        if isinstance(node[key], DictConfig):
+            yield from _trainer_nodes(node[key], f"{prefix}{key}.")
 
 
 def summarise(records, policies: dict, run_dir: Path) -> dict:
@@ -125,11 +133,12 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     from synpo.io import DataError
+    from synpo.judges import JudgeError
     from synpo.models import ModelError
 
     try:
         run(cfg)
-    except (ConfigError, DataError, ModelError) as e:
+    except (ConfigError, DataError, ModelError, JudgeError) as e:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -79,13 +79,45 @@ class RewardConfig:
     """The scorer that decides which pairs (and which seed items) are kept."""
 
     name: str = MISSING
-    # The scoring model; None means M0 itself ("the model itself" as scorer).
+    # The scoring model; None means M0 itself ("the model itself" as scorer). For `implicit`, the policy.
     model: str | None = None
-    # A pair is kept when score(chosen) - score(rejected) > threshold.
+    # `implicit` only: the reference model of the DPO implicit reward; None means M0.
+    reference: str | None = None
+    # A pair is kept when its gap (for pointwise rewards score(chosen) - score(rejected)) > threshold.
     threshold: float = 0.0
     batch_size: int = 8
     max_length: int = 768
+    # Weights of the reward models that run here (bfloat16 for ArmoRM on a GPU).
+    dtype: str = "float32"
     trust_remote_code: bool = False
+    # `judge` only: the LLM judge (a local model, M0 by default, or an OpenAI-compatible endpoint).
+    judge: JudgeConfig = field(default_factory=lambda: JudgeConfig())
+
+
+@dataclass
+class JudgeConfig:
+    """A chat-completion judge, shared by the `judge` reward and the evaluation suites."""
+
+    # `local`: a transformers model run here. `openai`: any OpenAI-compatible endpoint at `base_url`.
+    backend: str = "local"
+    # Local path / hub id, or the endpoint's model name; None = the caller's default (M0 for the reward).
+    model: str | None = None
+    base_url: str | None = None
+    # Name of the environment variable holding the API key (the key itself is never in a config);
+    # null for endpoints that need none, e.g. a local server.
+    api_key_env: str | None = "OPENAI_API_KEY"
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    # At most this many completions are requested (cache hits are free); None = no limit.
+    max_requests: int | None = None
+    max_retries: int = 5
+    # Seconds before the first retry; doubled after each failed attempt.
+    retry_backoff: float = 1.0
+    timeout: float = 60.0
+    # Conversations per local generate batch, or HTTP requests in flight.
+    batch_size: int = 8
+    # JSONL cache of (messages, settings) -> completion, so a rerun pays nothing twice; None = no cache.
+    cache_file: str | None = None
 
 
 @dataclass
@@ -190,6 +222,64 @@ class SynPOConfig:
 
 
 @dataclass
+class SPADataConfig:
+    """SPA's labelled seed pairs and the unlabelled prompts the iterations answer."""
+
+    # `hub`: `datasets.load_dataset(hub_id)` shuffled with `shuffle_seed`; its first `seed_pairs` rows are the seed
+    # and the prompts of the rows after them feed the iterations. `jsonl`: {"id", "prompt", "chosen", "rejected"}
+    # rows in `seed_file`, and the prompts of `prompt_file` that are not seed prompts.
+    source: str = "hub"
+    hub_id: str = "argilla/ultrafeedback-binarized-preferences-cleaned"
+    hub_split: str = "train"
+    shuffle_seed: int = 42
+    seed_file: str | None = None
+    prompt_file: str | None = None
+    # None = every seed row.
+    seed_pairs: int | None = 2000
+
+
+@dataclass
+class RefinementConfig:
+    """SPA's self-refinement of noisy self-labels: label smoothing of the least confident pairs."""
+
+    # 0 turns self-refinement off (plain DPO).
+    alpha: float = 0.1
+    # Pairs whose confidence is below this percentile of the `window` most recent pairs are smoothed.
+    percentile: float = 10.0
+    window: int = 1024
+    # No smoothing during this fraction of the optimizer steps (policy = reference at the start: no signal yet).
+    warmup: float = 0.2
+    # De-coupled noise detection: confidence from the extrapolated logits (1 + lambda) h_policy - lambda h_ref,
+    # with lambda = lambdas[i - 1] in iteration i; off = the DPO margin itself.
+    decoupled: bool = True
+    lambdas: list[float] = field(default_factory=lambda: [0.5, 0.25, 0.125])
+
+
+def _dpo(epochs: float) -> OptimizerConfig:
+    return OptimizerConfig(loss="dpo", beta=0.1, learning_rate=5e-7, num_epochs=epochs, batch_size=32, max_length=2048)
+
+
+@dataclass
+class SPAConfig:
+    """Spread Preference Annotation (Kim et al., arXiv 2406.04412); see docs in `synpo/methods/spa.py`."""
+
+    name: str = "spa"
+    iterations: int = 3
+    # New prompts answered in iteration i: prompts_per_iteration[i - 1].
+    prompts_per_iteration: list[int] = field(default_factory=lambda: [8000, 20000, 30000])
+    max_new_tokens: int = 300
+    # Prompts longer than this many tokens are cut (their end is kept) before generation and DPO.
+    max_prompt_length: int = 1024
+    # The reference of the implicit-reward labels: `sft` = M0, `previous` = the model pi(i-1) was trained from.
+    label_reference: str = "sft"
+    data: SPADataConfig = field(default_factory=SPADataConfig)
+    # Step 0: DPO from M0 on the seed pairs. Each iteration: DPO from pi(i-1), which is also the reference.
+    seed_dpo: OptimizerConfig = field(default_factory=lambda: _dpo(3.0))
+    dpo: OptimizerConfig = field(default_factory=lambda: _dpo(1.0))
+    refinement: RefinementConfig = field(default_factory=RefinementConfig)
+
+
+@dataclass
 class LoggerConfig:
     name: str = "wandb"
     project: str = "synpo"
@@ -198,6 +288,79 @@ class LoggerConfig:
     mode: str = "offline"
     group: str | None = None
     tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AlpacaEvalConfig:
+    """AlpacaEval 2.0 (evaluation/alpaca.py)."""
+
+    name: str = "alpaca_eval_mini"
+    # A JSON list in AlpacaEval's format (instruction, output, generator, dataset), or `hub` for the 805
+    # instructions through alpaca-eval's own loader (needs the hub).
+    data: str = "pkg://evaluation/suites/alpaca_eval_mini/alpaca_eval_mini.json"
+    max_new_tokens: int = 2048
+    temperature: float = 0.7
+    # `length_controlled_v1` (the leaderboard's) needs alpaca-eval's df_gamed.csv, i.e. the real 805 instructions.
+    glm: str = "length_controlled_minimal"
+    limit: int | None = None
+
+
+@dataclass
+class ArenaHardConfig:
+    """Arena-Hard v0.1 (evaluation/arena_hard.py); files in arena-hard-auto's question / model_answer formats."""
+
+    name: str = "arena_hard_mini"
+    questions: str = "pkg://evaluation/suites/arena_hard_mini/question.jsonl"
+    baseline_answers: str = "pkg://evaluation/suites/arena_hard_mini/model_answer/baseline-mini.jsonl"
+    max_new_tokens: int = 4096
+    temperature: float = 0.0
+    strong_weight: int = 3
+    bootstrap_rounds: int = 100
+    judgment_attempts: int = 2
+    limit: int | None = None
+
+
+@dataclass
+class MTBenchConfig:
+    """MT-Bench (evaluation/mt_bench.py); questions in fschat's question.jsonl format."""
+
+    name: str = "mt_bench_mini"
+    questions: str = "pkg://evaluation/suites/mt_bench_mini/question.jsonl"
+    # fschat's reference answers (model_answer format) for math / reasoning / coding; None = the questions'
+    # own `reference` field.
+    reference_answers: str | None = None
+    max_new_tokens: int = 1024
+    limit: int | None = None
+
+
+@dataclass
+class LMEvalConfig:
+    """lm-eval tasks (evaluation/open_llm.py): keys of `evaluation.open_llm.TASKS`."""
+
+    name: str = "lm_eval_mini"
+    tasks: list[str] = field(default_factory=lambda: ["mini_mc", "mini_gen"])
+    # A folder of extra task YAMLs for lm-eval's TaskManager; None = lm-eval's own tasks only.
+    include_path: str | None = "pkg://evaluation/suites/lm_eval_mini"
+    batch_size: int = 8
+    device: str = "cpu"
+    limit: int | None = None
+    bootstrap_iters: int = 1000
+
+
+@dataclass
+class EvaluationConfig:
+    """Benchmarks run on a model (evaluation/__init__.py); `suites` picks among alpaca_eval, arena_hard,
+    mt_bench, lm_eval."""
+
+    name: str = "none"
+    suites: list[str] = field(default_factory=list)
+    # The judge of alpaca_eval, arena_hard and mt_bench (GPT-4 Turbo in the paper).
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    alpaca_eval: AlpacaEvalConfig = field(default_factory=AlpacaEvalConfig)
+    arena_hard: ArenaHardConfig = field(default_factory=ArenaHardConfig)
+    mt_bench: MTBenchConfig = field(default_factory=MTBenchConfig)
+    lm_eval: LMEvalConfig = field(default_factory=LMEvalConfig)
+    seed: int = 0
 
 
 @dataclass
@@ -211,6 +374,7 @@ class Config:
     method: Any = MISSING
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     seed: int = 42
     # torch threads; None lets torch decide.
     threads: int | None = None
@@ -223,3 +387,4 @@ def register_configs() -> None:
     cs.store(name="base_config", node=Config)
     # `method` is typed per method (SynPO now, SPA later), so its schema comes with the group option.
     cs.store(group="method", name="base_synpo", node=SynPOConfig)
+    cs.store(group="method", name="base_spa", node=SPAConfig)

@@ -1,18 +1,25 @@
 """Reward models: score (prompt, answer) pairs; the filter thresholds score(chosen) - score(rejected).
 
-Rewards register by name (`reward.name`), like lm-eval's tasks.
+Rewards register by name (`reward.name`), like lm-eval's tasks. `check_reward` is the preflight: it fails
+before any generation when a reward's model, endpoint or key cannot be had, saying what to set.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
 from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from synpo.config import RewardConfig
-from synpo.models import load_causal_lm, load_tokenizer
+from synpo.judges import as_judge_config, make_judge_client
+from synpo.models import ModelError, check_loadable, load_causal_lm, load_tokenizer, torch_dtype
 from synpo.templates import chat
+
+log = logging.getLogger(__name__)
 
 REWARDS: dict[str, Callable[..., Reward]] = {}
 
@@ -102,3 +109,321 @@ class SelfJudge(Reward):
             for j, i in enumerate(batch):
                 scores[i] = float(pair[j, 0].exp())
         return scores
+
+
+def _pad_right(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return ids, mask
+
+
+JUDGE_PAIRWISE_TEMPLATE = """Please act as an impartial judge and compare the two answers to the user question below. \
+Prefer the answer that follows the instructions and answers the question better: consider helpfulness, correctness, \
+relevance, depth and level of detail. Neither the order of the answers nor their length may influence you. Explain \
+your reasoning briefly, then give your verdict on the last line in exactly this format: [[A]] if answer A is \
+better, [[B]] if answer B is better, [[C]] for a tie.
+
+[User Question]
+{question}
+
+[The Start of Answer A]
+{answer_a}
+[The End of Answer A]
+
+[The Start of Answer B]
+{answer_b}
+[The End of Answer B]"""
+
+_VERDICT = re.compile(r"\[\[([ABC])\]\]")
+
+
+def parse_verdict(text: str) -> str | None:
+    """The last [[A]] / [[B]] / [[C]] in a judge's completion; None when it gave none."""
+    found = _VERDICT.findall(text)
+    return found[-1] if found else None
+
+
+@register_reward("judge")
+class Judge(Reward):
+    """An LLM judge comparing chosen and rejected in both orders, which cancels its position bias.
+
+    gap = P(chosen wins) averaged over the two orders - 0.5, in [-0.5, 0.5], where a win counts 1, a tie ([[C]])
+    0.5 and a loss 0. A verdict that does not parse counts as a tie, i.e. no preference, and is reported in
+    the pair's "unparsed" count and in the log: with threshold 0.25 a pair is kept only when chosen wins in both
+    orders. The judge is `reward.judge` (a local model, M0 by default, or an OpenAI-compatible endpoint).
+    """
+
+    def __init__(self, cfg: RewardConfig, m0_path: str, system_prompt: str | None = None):
+        judge = as_judge_config(cfg.judge)
+        self.client = make_judge_client(judge, m0_path if judge.backend == "local" else None, "reward.judge")
+
+    def gaps(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> list[dict]:
+        conversations = []
+        for p, c, r in zip(prompts, chosen, rejected, strict=True):
+            for a, b in ((c, r), (r, c)):
+                text = JUDGE_PAIRWISE_TEMPLATE.format(question=p, answer_a=a, answer_b=b)
+                conversations.append([{"role": "user", "content": text}])
+        verdicts = [parse_verdict(t) for t in self.client.complete(conversations)]
+        results = []
+        for first, second in zip(verdicts[::2], verdicts[1::2], strict=True):
+            # chosen is A in the first order, B in the second.
+            wins = [{"A": 1.0, "B": 0.0}.get(first, 0.5), {"A": 0.0, "B": 1.0}.get(second, 0.5)]
+            unparsed = (first is None) + (second is None)
+            results.append({"gap": sum(wins) / 2 - 0.5, "verdicts": [first, second], "unparsed": unparsed})
+        unparsed = sum(r["unparsed"] for r in results)
+        if unparsed:
+            log.warning("reward=judge: %d of %d verdicts did not parse; counted as ties", unparsed, len(verdicts))
+        return results
+
+
+PAIRRM_CANDIDATE_MAX_LENGTH = 412
+
+
+@functools.cache
+def pairrm_model_class():
+    """Built on first use: importing the DeBERTa modules costs seconds that `synpo --help` should not pay."""
+    from torch import nn
+    from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Model, DebertaV2PreTrainedModel
+
+    class PairRMModel(DebertaV2PreTrainedModel):
+        """llm-blender's PairRM in transformers' layout (`llm-blender/PairRM-hf`, class `DebertaV2PairRM`).
+
+        A DeBERTa-v2 encoder reads `<|source|>x <|candidate1|>a <|candidate2|>b`; one head scores the concatenated
+        hidden states [source; candidate] at the two candidates' prefix tokens; the logit is head(a) - head(b),
+        averaged over the heads (`n_tasks`), > 0 when a is better. The parameter names match the checkpoint.
+        """
+
+        base_model_prefix = "pretrained_model"
+
+        def __init__(self, config):
+            super().__init__(config)
+            hidden, dropout = config.hidden_size, getattr(config, "drop_out", 0.05)
+            self.pretrained_model = DebertaV2Model(config)
+            self.head_layer = nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(2 * hidden, hidden),
+                nn.Tanh(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, getattr(config, "n_tasks", 1)),
+            )
+            self.post_init()
+
+        def forward(self, input_ids, attention_mask, prefix_ids: tuple[int, int, int]) -> torch.Tensor:
+            states = self.pretrained_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            rows = torch.arange(len(input_ids))
+            # The first occurrence of each prefix token: a text that contains one verbatim cannot shift the pair.
+            source, cand1, cand2 = (states[rows, (input_ids == i).int().argmax(-1)] for i in prefix_ids)
+            left = self.head_layer(torch.cat([source, cand1], dim=-1))
+            right = self.head_layer(torch.cat([source, cand2], dim=-1))
+            return (left - right).mean(dim=-1)
+
+    return PairRMModel
+
+
+def _check_pairrm(path: str) -> None:
+    from transformers import PretrainedConfig
+
+    try:
+        layout = PretrainedConfig.get_config_dict(path)[0]
+    except (OSError, ValueError) as e:
+        raise ModelError(
+            f"reward.model={path!r} cannot be loaded: {str(e).splitlines()[0]}\n"
+            "Give a local folder, or make the hub reachable."
+        ) from e
+    if "ranker_type" in layout:
+        raise ModelError(
+            f"reward.model={path!r} is llm-blender's own checkpoint layout; use llm-blender/PairRM-hf, "
+            "the same weights in transformers' layout"
+        )
+    check_loadable(path, "reward.model")
+
+
+@register_reward("pairrm")
+class PairRM(Reward):
+    """PairRM (Jiang et al. 2023), the scorer of SynPO's Mistral setting, as the SimPO repo uses it.
+
+    The pair is compared in both orders, as llm-blender's `Blender.rank([x], [[chosen, rejected]],
+    return_scores=True)` does (and `Blender.compare(..., mode="[A,B]+[B,A]")`). With logit(a, b) the model's
+    output with a in the candidate1 slot, the scores are s(chosen) = (logit(chosen, rejected) -
+    logit(rejected, chosen)) / 2 and s(rejected) = -s(chosen), and
+    gap = s(chosen) - s(rejected) = logit(chosen, rejected) - logit(rejected, chosen):
+    the PairRM score gap that SynPO thresholds at 0.20. Inputs follow the PairRM-hf card: the source gets at most
+    `reward.max_length` (1224) tokens, each candidate half of what is left of 1224 + 2 * 412.
+    """
+
+    def __init__(self, cfg: RewardConfig, m0_path: str, system_prompt: str | None = None):
+        from transformers import AutoTokenizer
+
+        path = cfg.model or "llm-blender/PairRM-hf"
+        _check_pairrm(path)
+        self.cfg = cfg
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.prefix_ids = tuple(
+            self.tokenizer.convert_tokens_to_ids(t) for t in ("<|source|>", "<|candidate1|>", "<|candidate2|>")
+        )
+        if self.tokenizer.unk_token_id in self.prefix_ids:
+            raise ModelError(f"reward.model={path!r}: the tokenizer lacks PairRM's <|source|>/<|candidate|> tokens")
+        self.model = pairrm_model_class().from_pretrained(path, dtype=torch_dtype(cfg.dtype)).eval()
+
+    def _encode(self, source: str, cand1: str, cand2: str) -> list[int]:
+        total = self.cfg.max_length + 2 * PAIRRM_CANDIDATE_MAX_LENGTH
+        ids = self.tokenizer.encode("<|source|>" + source, max_length=self.cfg.max_length, truncation=True)
+        budget = (total - len(ids)) // 2
+        for prefix, text in (("<|candidate1|>", cand1), ("<|candidate2|>", cand2)):
+            ids += self.tokenizer.encode(prefix + text, max_length=budget, truncation=True)
+        return ids
+
+    @torch.inference_mode()
+    def logits(self, prompts: list[str], first: list[str], second: list[str]) -> list[float]:
+        """logit(first, second) for each triple: > 0 when PairRM prefers `first`."""
+        encoded = [self._encode(*t) for t in zip(prompts, first, second, strict=True)]
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        out = [0.0] * len(encoded)
+        for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="pairrm", leave=False):
+            batch = order[start : start + self.cfg.batch_size]
+            ids, mask = _pad_right([encoded[i] for i in batch], self.tokenizer.pad_token_id)
+            for i, value in zip(batch, self.model(ids, mask, self.prefix_ids).float().tolist(), strict=True):
+                out[i] = value
+        return out
+
+    def gaps(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> list[dict]:
+        n = len(prompts)
+        both = self.logits(prompts + prompts, chosen + rejected, rejected + chosen)
+        results = []
+        for forward, backward in zip(both[:n], both[n:], strict=True):
+            s = (forward - backward) / 2
+            results.append({"gap": 2 * s, "chosen_score": s, "rejected_score": -s})
+        return results
+
+
+def _check_sequence_rm(path: str, trust_remote_code: bool) -> None:
+    """Without trust_remote_code transformers would silently load the stock class (a random head) for a
+    model whose config maps AutoModelForSequenceClassification to custom code, such as ArmoRM."""
+    from transformers import AutoConfig
+
+    check_loadable(path, "reward.model", trust_remote_code)
+    auto_map = getattr(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), "auto_map", None) or {}
+    if "AutoModelForSequenceClassification" in auto_map and not trust_remote_code:
+        raise ModelError(
+            f"reward.model={path!r} ships its own model code ({auto_map['AutoModelForSequenceClassification']}): "
+            "set reward.trust_remote_code=true to run it"
+        )
+
+
+@register_reward("armorm")
+class SequenceRM(Reward):
+    """A pointwise reward model through AutoModelForSequenceClassification: ArmoRM
+    (RLHFlow/ArmoRM-Llama3-8B-v0.1, SynPO's Llama3 scorer, threshold 0.02 on the score difference) or any
+    ordinary sequence-classification RM. The score is ArmoRM's `.score` (its gated preference score), else
+    `.logits[:, 0]`, of the chat [user: prompt, assistant: answer]."""
+
+    def __init__(self, cfg: RewardConfig, m0_path: str, system_prompt: str | None = None):
+        from transformers import AutoModelForSequenceClassification
+
+        path = cfg.model or "RLHFlow/ArmoRM-Llama3-8B-v0.1"
+        _check_sequence_rm(path, cfg.trust_remote_code)
+        self.cfg = cfg
+        self.tokenizer = load_tokenizer(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path, dtype=torch_dtype(cfg.dtype), trust_remote_code=cfg.trust_remote_code
+        ).eval()
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    def _encode(self, prompt: str, answer: str) -> list[int]:
+        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+        text = self.tokenizer.apply_chat_template(conv, tokenize=False)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"][: self.cfg.max_length]
+
+    @torch.inference_mode()
+    def score(self, prompts: list[str], answers: list[str]) -> list[float]:
+        encoded = [self._encode(p, a) for p, a in zip(prompts, answers, strict=True)]
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        scores = [0.0] * len(encoded)
+        for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="score", leave=False):
+            batch = order[start : start + self.cfg.batch_size]
+            ids, mask = _pad_right([encoded[i] for i in batch], self.tokenizer.pad_token_id)
+            output = self.model(input_ids=ids, attention_mask=mask)
+            values = output.score if getattr(output, "score", None) is not None else output.logits[:, 0]
+            for i, value in zip(batch, values.reshape(len(batch), -1)[:, 0].float().tolist(), strict=True):
+                scores[i] = value
+        return scores
+
+
+@register_reward("implicit")
+class ImplicitReward(Reward):
+    """DPO's implicit reward r(x, y) = log pi(y|x) - log pi_ref(y|x), without beta, for SPA-style self-annotation.
+
+    pi is `reward.model` (the policy; required) and pi_ref `reward.reference` (M0 when unset). log pi(y|x) sums the
+    answer's token log-probabilities after the chat prompt, tokenised as TRL's preference trainers do (the
+    template's end-of-turn included). Both models must share the policy's tokenizer.
+    """
+
+    def __init__(self, cfg: RewardConfig, m0_path: str, system_prompt: str | None = None):
+        if not cfg.model:
+            raise ModelError("reward=implicit needs reward.model=<the policy>; reward.reference defaults to M0")
+        self.cfg = cfg
+        self.system_prompt = system_prompt
+        self.tokenizer = load_tokenizer(cfg.model)
+        self.policy = load_causal_lm(cfg.model, cfg.dtype, cfg.trust_remote_code)
+        self.reference = load_causal_lm(cfg.reference or m0_path, cfg.dtype, cfg.trust_remote_code)
+
+    def _encode(self, prompt: str, answer: str) -> tuple[list[int], int]:
+        from trl.data_utils import maybe_apply_chat_template
+
+        example = {"prompt": chat(prompt, self.system_prompt), "completion": [{"role": "assistant", "content": answer}]}
+        texts = maybe_apply_chat_template(example, self.tokenizer)
+        prompt_ids = self.tokenizer(texts["prompt"], add_special_tokens=False)["input_ids"]
+        answer_ids = self.tokenizer(texts["completion"], add_special_tokens=False)["input_ids"]
+        prompt_ids = prompt_ids[-(self.cfg.max_length // 2) :]
+        return (prompt_ids + answer_ids)[: self.cfg.max_length], len(prompt_ids)
+
+    @staticmethod
+    def _answer_logps(model, ids: torch.Tensor, mask: torch.Tensor, starts: list[int]) -> torch.Tensor:
+        logps = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), dim=-1)
+        token_logps = logps.gather(-1, ids[:, 1:, None])[..., 0]
+        # Position t predicts token t + 1: the answer's tokens are those from its start on, padding excluded.
+        answer = mask[:, 1:].clone()
+        for row, start in enumerate(starts):
+            answer[row, : start - 1] = 0
+        return (token_logps * answer).sum(-1)
+
+    @torch.inference_mode()
+    def score(self, prompts: list[str], answers: list[str]) -> list[float]:
+        encoded = [self._encode(p, a) for p, a in zip(prompts, answers, strict=True)]
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
+        scores = [0.0] * len(encoded)
+        for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="implicit", leave=False):
+            batch = order[start : start + self.cfg.batch_size]
+            ids, mask = _pad_right([encoded[i][0] for i in batch], self.tokenizer.pad_token_id)
+            starts = [encoded[i][1] for i in batch]
+            policy = self._answer_logps(self.policy, ids, mask, starts)
+            diff = policy - self._answer_logps(self.reference, ids, mask, starts)
+            for i, value in zip(batch, diff.tolist(), strict=True):
+                scores[i] = value
+        return scores
+
+
+def check_reward(cfg: RewardConfig, m0_path: str | None = None) -> None:
+    """Preflight, before any generation: raise (ModelError / JudgeError, both RuntimeError) when the reward's
+    model, endpoint or key cannot be had, with what to set. Loads no weights. Checks that need M0 are skipped
+    when `m0_path` is None (e.g. M0 not converted yet)."""
+    if cfg.name not in REWARDS:
+        raise ValueError(f"reward={cfg.name!r} is not available; available rewards: {sorted(REWARDS)}")
+    if cfg.name == "self_judge" and cfg.model:
+        check_loadable(cfg.model, "reward.model", cfg.trust_remote_code)
+    elif cfg.name == "judge":
+        judge = as_judge_config(cfg.judge)
+        default = m0_path if judge.backend == "local" else None
+        if judge.backend != "local" or judge.model or m0_path:
+            make_judge_client(judge, default, "reward.judge").check_reachable()
+    elif cfg.name == "pairrm":
+        _check_pairrm(cfg.model or "llm-blender/PairRM-hf")
+    elif cfg.name == "armorm":
+        _check_sequence_rm(cfg.model or "RLHFlow/ArmoRM-Llama3-8B-v0.1", cfg.trust_remote_code)
+    elif cfg.name == "implicit":
+        if cfg.model:
+            check_loadable(cfg.model, "reward.model", cfg.trust_remote_code)
+        if cfg.reference:
+            check_loadable(cfg.reference, "reward.reference", cfg.trust_remote_code)
