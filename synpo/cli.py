@@ -17,7 +17,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from synpo.config import register_configs
 
@@ -48,13 +48,24 @@ def validate(cfg: DictConfig) -> None:
         if value not in valid:
             raise ConfigError(f"{key}={value!r} is not available; choose one of {sorted(valid)}")
     torch_dtype(cfg.model.dtype)
+    if cfg.mode not in ("train", "eval"):
+        raise ConfigError(f"mode={cfg.mode!r}: expected train or eval")
+    if cfg.mode == "eval":
+        if not cfg.checkpoint:
+            raise ConfigError("mode=eval needs checkpoint=<folder or hub id>")
+        if not cfg.evaluation.suites:
+            raise ConfigError("mode=eval needs evaluation=<mini|paper> (evaluation.suites is empty)")
+        check_loadable(cfg.checkpoint, "checkpoint")
     for key, node in _trainer_nodes(cfg):
         if node.batch_size % node.per_device_batch_size:
             raise ConfigError(f"{key}.batch_size={node.batch_size} is not a multiple of {key}.per_device_batch_size")
-    m0 = resolve_model(cfg.model, cfg.paths.models) if cfg.model.source == "hub" else None
-    if m0:
-        check_loadable(m0, "model.path", cfg.model.trust_remote_code)
+    m0 = resolve_model(cfg.model, cfg.paths.models)  # converts the embedded GGUF once
+    check_loadable(m0, "model.path", cfg.model.trust_remote_code)
     check_reward(cfg.reward, m0)
+    if cfg.evaluation.suites:
+        import evaluation
+
+        evaluation.validate(cfg.checkpoint if cfg.mode == "eval" else m0, cfg.evaluation, m0)
 
 
 def _trainer_nodes(node: DictConfig, prefix: str = ""):
@@ -101,6 +112,45 @@ def link_models(policies: dict, records, run_dir: Path) -> None:
         link.symlink_to(os.path.relpath(target, models), target_is_directory=True)
 
 
+def checkpoint_artifact(cfg: DictConfig, runner):
+    """`mode=eval`: the checkpoint to evaluate, recorded like M0 (a folder or a hub id)."""
+    from synpo.stages import base_model
+
+    model = {**OmegaConf.to_container(cfg.model, resolve=True), "source": "hub", "path": cfg.checkpoint}
+    model["name"] = Path(cfg.checkpoint).name
+    return runner.run("checkpoint", base_model.run, config={"model": model, "models_dir": cfg.paths.models})
+
+
+def evaluate(cfg: DictConfig, runner, policies: dict) -> dict:
+    """Run the configured evaluation suites on every model of the run (M0, M1, ...): {model: {suite: metrics}}."""
+    from synpo.stages import evaluate as evaluate_stage
+
+    config = {
+        "evaluation": OmegaConf.to_container(cfg.evaluation, resolve=True),
+        "generation": OmegaConf.to_container(cfg.generation, resolve=True),
+        "dtype": cfg.model.dtype,
+    }
+    results = {}
+    for name, art in policies.items():
+        inputs = {"model": art, "m0": policies.get("M0", art)}
+        results[name] = runner.run(
+            f"eval/{name}", evaluate_stage.run, config={**config, "name": name}, inputs=inputs
+        ).counts
+    return results
+
+
+def print_evaluation(results: dict) -> None:
+    columns = sorted({f"{suite}/{metric}" for r in results.values() for suite, m in r.items() for metric in m})
+    if not columns:
+        return
+    print("\nEvaluation (mini suites are not the real benchmarks):")
+    print("model  " + "  ".join(columns))
+    for name, r in results.items():
+        values = [r.get(c.split("/")[0], {}).get(c.split("/")[1]) for c in columns]
+        cells = [f"{v:.3g}" if isinstance(v, int | float) else "-" for v in values]
+        print(f"{name:<5}  " + "  ".join(f"{v:>{len(c)}}" for v, c in zip(cells, columns, strict=True)))
+
+
 def run(cfg: DictConfig) -> dict:
     import torch
 
@@ -122,9 +172,15 @@ def run(cfg: DictConfig) -> dict:
     tracker = Tracker(cfg, run_dir, f"{Path(hc.sweep.dir).name}-{hc.job.num}" if multirun else run_dir.name, group)
     runner = Runner(Path(cfg.paths.cache), run_dir, cfg.cache_verify, on_record=tracker.stage)
     log.info("run directory: %s; stage cache: %s", run_dir, cfg.paths.cache)
-    policies = METHODS[cfg.method.name](cfg, runner)
+    if cfg.mode == "eval":
+        policies = {"checkpoint": checkpoint_artifact(cfg, runner)}
+    else:
+        policies = METHODS[cfg.method.name](cfg, runner)
+    results = evaluate(cfg, runner, policies) if cfg.evaluation.suites else {}
     link_models(policies, runner.records, run_dir)
     summary = summarise(runner.records, policies, run_dir)
+    summary["evaluation"] = results
+    print_evaluation(results)
     write_json(run_dir / "summary.json", summary)
     tracker.finish({"seconds_computed": summary["seconds_computed"]})
     return summary
@@ -132,13 +188,14 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
+    from evaluation import EvaluationError
     from synpo.io import DataError
     from synpo.judges import JudgeError
     from synpo.models import ModelError
 
     try:
         run(cfg)
-    except (ConfigError, DataError, ModelError, JudgeError) as e:
+    except (ConfigError, DataError, ModelError, JudgeError, EvaluationError) as e:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -375,6 +375,10 @@ class Config:
     logger: LoggerConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # `train` runs the method (then evaluates its models when `evaluation` has suites); `eval` only evaluates
+    # `checkpoint` (a folder or hub id).
+    mode: str = "train"
+    checkpoint: str | None = None
     seed: int = 42
     # torch threads; None lets torch decide.
     threads: int | None = None

@@ -1,0 +1,137 @@
+"""Benchmarks of the SynPO paper, thin over their own libraries: AlpacaEval 2.0, Arena-Hard v0.1, MT-Bench
+and the Open LLM tasks of lm-eval; plus "mini" suites written for this project that run offline on CPU.
+
+`run` checks every input (suites, files, lm-eval tasks, checkpoint, judge) before it generates anything, then
+writes `<out_dir>/<model>/<suite name>.json` per suite. Answers and judgments are appended per chunk to JSONL
+files in `<out_dir>/<model>/<suite name>/`, so a suite that fails half-way resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluation import alpaca, arena_hard, mt_bench, open_llm
+from evaluation.common import EvaluationError, load_rows, settings, write_result
+from synpo.config import EvaluationConfig, GenerationConfig
+
+log = logging.getLogger(__name__)
+
+SUITES = {"alpaca_eval": alpaca, "arena_hard": arena_hard, "mt_bench": mt_bench, "lm_eval": open_llm}
+JUDGED = ("alpaca_eval", "arena_hard", "mt_bench")
+
+__all__ = ["SUITES", "EvaluationError", "run", "validate"]
+
+
+@dataclass
+class Context:
+    """What a suite needs from the run; the generator and the judge load once, on first use."""
+
+    model_path: str
+    model_name: str
+    dtype: str
+    generation: GenerationConfig
+    judge_cfg: object
+    judge_default_model: str | None
+    seed: int
+    work: Path = Path(".")
+    _models: dict = field(default_factory=dict)
+
+    @property
+    def top_p(self) -> float:
+        return self.generation.top_p
+
+    @property
+    def chunk(self) -> int:
+        return self.generation.batch_size
+
+    @property
+    def judge_name(self) -> str | None:
+        return self.judge_cfg.model or self.judge_default_model
+
+    def generator(self):
+        from synpo.generation import make_generator
+
+        if "generator" not in self._models:
+            self._models["generator"] = make_generator(self.model_path, self.generation, self.dtype)
+        return self._models["generator"]
+
+    def judge(self):
+        from synpo.judges import make_judge_client
+
+        if "judge" not in self._models:
+            self._models["judge"] = make_judge_client(self.judge_cfg, self.judge_default_model, "evaluation.judge")
+        return self._models["judge"]
+
+
+def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | None = None) -> None:
+    """Fail on bad input before any generation, naming the config key."""
+    from synpo.judges import JudgeError, make_judge_client
+    from synpo.models import ModelError, check_loadable
+
+    unknown = [s for s in cfg.suites if s not in SUITES]
+    if unknown:
+        raise EvaluationError(f"evaluation.suites: unknown {unknown}; known: {sorted(SUITES)}")
+    try:
+        check_loadable(model_path, "model_path")
+    except ModelError as e:
+        raise EvaluationError(str(e)) from e
+    if "alpaca_eval" in cfg.suites and cfg.alpaca_eval.data != "hub":
+        alpaca.load_suite(cfg.alpaca_eval.data)
+        if cfg.alpaca_eval.glm not in alpaca.GLMS:
+            raise EvaluationError(f"evaluation.alpaca_eval.glm={cfg.alpaca_eval.glm!r}: expected one of {alpaca.GLMS}")
+    if "arena_hard" in cfg.suites:
+        load_rows(cfg.arena_hard.questions, "evaluation.arena_hard.questions", ("question_id", "turns"))
+        load_rows(cfg.arena_hard.baseline_answers, "evaluation.arena_hard.baseline_answers", ("question_id", "choices"))
+    if "mt_bench" in cfg.suites:
+        mt_bench.load_questions(cfg.mt_bench)
+    if "lm_eval" in cfg.suites:
+        open_llm.validate(cfg.lm_eval)
+    if any(s in JUDGED for s in cfg.suites):
+        try:
+            make_judge_client(cfg.judge, judge_default_model, "evaluation.judge").check_reachable()
+        except JudgeError as e:
+            raise EvaluationError(str(e)) from e
+
+
+def run(
+    model_path: str,
+    cfg: EvaluationConfig,
+    out_dir: Path,
+    generation: GenerationConfig,
+    *,
+    model_name: str | None = None,
+    dtype: str = "float32",
+    judge_default_model: str | None = None,
+) -> dict[str, dict]:
+    """Run `cfg.suites` on one model; return {suite name: result} and write one JSON file per suite.
+
+    `model_name` names the output folder and the model in judgments (default: the checkpoint folder's name);
+    `judge_default_model` is the local judge used when `cfg.judge.model` is not set.
+    """
+    validate(model_path, cfg, judge_default_model)
+    model_name = model_name or Path(model_path).name
+    ctx = Context(model_path, model_name, dtype, generation, cfg.judge, judge_default_model, cfg.seed)
+    results = {}
+    for kind in cfg.suites:
+        suite_cfg = getattr(cfg, kind)
+        ctx.work = Path(out_dir) / model_name / suite_cfg.name
+        log.info("evaluation: %s on %s", suite_cfg.name, model_name)
+        started = time.time()
+        out = SUITES[kind].evaluate(ctx, suite_cfg)
+        result = {
+            "suite": suite_cfg.name,
+            "benchmark": kind,
+            "model": model_name,
+            "model_path": str(model_path),
+            "n_items": out["n_items"],
+            "metrics": out["metrics"],
+            "generation": settings(out["generation"]),
+            "judge": {**settings(cfg.judge), "model": ctx.judge_name} if kind in JUDGED else None,
+            "config": settings(suite_cfg),
+            "seed": cfg.seed,
+        }
+        results[suite_cfg.name] = write_result(Path(out_dir) / model_name / f"{suite_cfg.name}.json", result, started)
+    return results

@@ -1,0 +1,104 @@
+"""`evaluation.run` on a tiny random model: the mini lm-eval tasks through real lm-eval (offline), the judged
+suites end to end with the tiny model as policy and judge, and resuming a suite whose judge failed half-way."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import evaluation
+from synpo.config import EvaluationConfig, GenerationConfig, JudgeConfig
+
+GEN = GenerationConfig(temperature=0.7, batch_size=2)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+
+
+def judged_config(tiny_model, limit: int) -> EvaluationConfig:
+    cfg = EvaluationConfig(suites=["alpaca_eval", "arena_hard", "mt_bench"], judge=JudgeConfig(max_new_tokens=6))
+    cfg.judge.model = str(tiny_model)
+    for suite in (cfg.alpaca_eval, cfg.arena_hard, cfg.mt_bench):
+        suite.limit, suite.max_new_tokens = limit, 6
+    cfg.arena_hard.bootstrap_rounds = 5
+    return cfg
+
+
+def test_mini_lm_eval_tasks_run_through_lm_eval(tiny_model, tmp_path):
+    cfg = EvaluationConfig(suites=["lm_eval"])
+    cfg.lm_eval.limit = 6
+    cfg.lm_eval.bootstrap_iters = 0
+    result = evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")["lm_eval_mini"]
+    for key, shots in (("mini_mc", 3), ("mini_gen", 3)):
+        m = result["metrics"][key]
+        assert 0.0 <= m["score"] <= 1.0 and m["num_fewshot"] == shots
+        assert m["n_samples"]["effective"] == 6
+    saved = json.loads((tmp_path / "tiny" / "lm_eval_mini.json").read_text())
+    assert saved["metrics"]["mini_mc"]["task"] == "lm_eval_mini_mc" and saved["versions"]["lm-eval"]
+
+
+def test_judged_mini_suites_end_to_end_with_a_tiny_policy_and_judge(tiny_model, tmp_path, monkeypatch):
+    cfg = judged_config(tiny_model, limit=3)
+    results = evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")
+    ae = results["alpaca_eval_mini"]
+    assert ae["n_items"] == 3 and ae["metrics"]["n_annotations"] == 3
+    assert ae["judge"]["model"] == str(tiny_model) and ae["generation"]["max_new_tokens"] == 6
+    # A random judge rarely says "m" or "M": whatever it says is either parsed or counted, never dropped.
+    parsed = ae["metrics"].get("n_total", 0)
+    assert parsed + ae["metrics"]["n_unparsable"] == 3
+    ah = results["arena_hard_mini"]["metrics"]
+    assert ah["n_games"] == 6 and ah["baseline"] == "baseline-mini"
+    mt = results["mt_bench_mini"]["metrics"]
+    assert mt["n_judgments"] == 6
+    for name in ("alpaca_eval_mini", "arena_hard_mini", "mt_bench_mini"):
+        saved = json.loads((tmp_path / "tiny" / f"{name}.json").read_text())
+        assert saved["versions"]["alpaca-eval"] == "0.6.6" and saved["suite"] == name
+
+    # A rerun finds every answer and judgment on disk: nothing is generated again.
+    def no_generation(*args, **kwargs):
+        raise AssertionError("regenerated")
+
+    monkeypatch.setattr("synpo.generation.make_generator", no_generation)
+    again = evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")
+    assert again["mt_bench_mini"]["metrics"] == mt
+
+
+class FlakyJudge:
+    """Answers "M" (the second output wins) and fails on call number `fail_on`."""
+
+    def __init__(self, fail_on: int | None):
+        self.calls, self.fail_on = 0, fail_on
+
+    def complete(self, conversations):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("judge went away")
+        return ["M"] * len(conversations)
+
+
+def test_alpaca_eval_resumes_after_the_judge_fails_half_way(tiny_model, tmp_path, monkeypatch):
+    cfg = judged_config(tiny_model, limit=4)
+    cfg.suites = ["alpaca_eval"]
+    judge = FlakyJudge(fail_on=2)
+    monkeypatch.setattr(evaluation.Context, "judge", lambda self: judge)
+    with pytest.raises(RuntimeError, match="went away"):
+        evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")
+    work = tmp_path / "tiny" / "alpaca_eval_mini"
+    assert len((work / "annotations.jsonl").read_text().splitlines()) == 2  # the first chunk is kept
+
+    judge = FlakyJudge(fail_on=None)
+    monkeypatch.setattr(evaluation.Context, "judge", lambda self: judge)
+    m = evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")["alpaca_eval_mini"]["metrics"]
+    assert judge.calls == 1  # only the second chunk was judged
+    assert m["n_annotations"] == 4 and m["n_unparsable"] == 0
+    rows = [json.loads(line) for line in (work / "annotations.jsonl").read_text().splitlines()]
+    # "M" is the second output shown: the model's unless alpaca-eval's seeded switch put it first.
+    assert [r["preference"] for r in rows] == [1.0 if r["is_switched_outputs"] else 2.0 for r in rows]
