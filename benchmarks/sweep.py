@@ -40,7 +40,7 @@ def synpo(args: list[str], cwd: Path, home: Path) -> float:
     env = {**os.environ, "SYNPO_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
     result = subprocess.run(
-        [str(SYNPO), f"paths.models={MODELS}", *args], cwd=cwd, env=env, capture_output=True, text=True
+        [str(SYNPO), *args, f"paths.models={MODELS}"], cwd=cwd, env=env, capture_output=True, text=True
     )
     if result.returncode:
         sys.exit(f"synpo {' '.join(args)} failed:\n{result.stderr[-3000:]}")
