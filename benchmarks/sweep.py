@@ -24,6 +24,7 @@ SYNPO = Path(sys.executable).parent / "synpo"
 MODELS = Path(os.environ.get("SYNPO_HOME", Path.home() / ".cache" / "synpo")) / "models"
 SMALL = [
     "logger=none",
+    "evaluation=none",
     "method.iterations=1",
     "method.prompts_per_iteration=8",
     "method.pairs_per_iteration=8",

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.slow
 
 TINY = [
     "logger=none",
+    "evaluation=none",
     "method.iterations=1",
     "method.prompts_per_iteration=6",
     "method.pairs_per_iteration=4",
