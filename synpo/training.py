@@ -1,4 +1,4 @@
-"""Thin wrappers over TRL: SFT (generator, improver) and SimPO (the policy), saved as safetensors.
+"""Thin wrappers over TRL: SFT (generator, improver), SimPO (the policy) and DPO (SPA), saved as safetensors.
 
 Each trainer writes checkpoints into `<out>/checkpoints` when `save_steps` is set; a stage that was
 killed resumes from the last one (the stage cache keeps the unfinished `.partial` folder for that).
@@ -16,7 +16,7 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import TrainingArguments
 
-from synpo.config import OptimizerConfig, SFTConfig
+from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig
 from synpo.models import load_causal_lm, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -140,3 +140,41 @@ def simpo(
         processing_class=tokenizer,
     )
     return _train_and_save(trainer, out, tokenizer)
+
+
+def dpo(
+    model_path: str,
+    rows: list[dict],
+    cfg: OptimizerConfig,
+    out: Path,
+    *,
+    refinement: RefinementConfig | None = None,
+    extrapolation: float | None = None,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> dict:
+    """DPO (TRL's sigmoid loss) from `model_path`, which is also the frozen reference.
+
+    With `refinement`, SPA's label smoothing of the least confident pairs (`synpo/noise_aware_dpo.py`; `extrapolation`
+    is the lambda of de-coupled noise detection); the counts of pairs seen and smoothed are returned with the stats.
+    """
+    from trl import DPOConfig
+
+    from synpo.noise_aware_dpo import NoiseAwareDPOTrainer
+
+    if cfg.loss != "dpo":
+        raise ValueError(f"loss={cfg.loss!r}: this trainer runs 'dpo'")
+    tokenizer = load_tokenizer(model_path)
+    trainer = NoiseAwareDPOTrainer(
+        model=load_causal_lm(model_path, dtype).train(),
+        ref_model=load_causal_lm(model_path, dtype),
+        args=DPOConfig(**_common_args(cfg, out, seed), beta=cfg.beta, loss_type=["sigmoid"]),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        refinement=refinement or RefinementConfig(alpha=0.0),
+        extrapolation=extrapolation,
+    )
+    stats = _train_and_save(trainer, out, tokenizer)
+    if refinement:
+        stats.update(pairs_seen=trainer.pairs_seen, pairs_smoothed=trainer.pairs_smoothed)
+    return stats
