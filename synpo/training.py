@@ -82,6 +82,19 @@ def _train_and_save(trainer, out: Path, tokenizer) -> dict:
     }
 
 
+def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtype: str, **extra):
+    """Build a TRL trainer on `model_path` and `rows`, train (resuming if a checkpoint exists), save."""
+    tokenizer = load_tokenizer(model_path)
+    trainer = trainer_class(
+        model=load_causal_lm(model_path, dtype).train(),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        **extra,
+    )
+    return trainer, _train_and_save(trainer, out, tokenizer)
+
+
 def sft(
     model_path: str,
     rows: list[dict],
@@ -95,15 +108,8 @@ def sft(
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    tokenizer = load_tokenizer(model_path)
     args = TRLSFTConfig(**_common_args(cfg, out, seed), completion_only_loss=True, packing=False)
-    trainer = SFTTrainer(
-        model=load_causal_lm(model_path, dtype).train(),
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-    )
-    return _train_and_save(trainer, out, tokenizer)
+    return _fit(SFTTrainer, args, model_path, rows, out, dtype)[1]
 
 
 def simpo(
@@ -125,21 +131,10 @@ def simpo(
 
     if cfg.loss != "simpo":
         raise ValueError(f"optimizer.loss={cfg.loss!r}: only 'simpo' is available")
-    tokenizer = load_tokenizer(model_path)
     args = CPOConfig(
-        **_common_args(cfg, out, seed),
-        loss_type="simpo",
-        cpo_alpha=0.0,
-        beta=cfg.beta,
-        simpo_gamma=cfg.gamma,
+        **_common_args(cfg, out, seed), loss_type="simpo", cpo_alpha=0.0, beta=cfg.beta, simpo_gamma=cfg.gamma
     )
-    trainer = CPOTrainer(
-        model=load_causal_lm(model_path, dtype).train(),
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-    )
-    return _train_and_save(trainer, out, tokenizer)
+    return _fit(CPOTrainer, args, model_path, rows, out, dtype)[1]
 
 
 def dpo(
@@ -164,17 +159,17 @@ def dpo(
 
     if cfg.loss != "dpo":
         raise ValueError(f"loss={cfg.loss!r}: this trainer runs 'dpo'")
-    tokenizer = load_tokenizer(model_path)
-    trainer = NoiseAwareDPOTrainer(
-        model=load_causal_lm(model_path, dtype).train(),
+    trainer, stats = _fit(
+        NoiseAwareDPOTrainer,
+        DPOConfig(**_common_args(cfg, out, seed), beta=cfg.beta, loss_type=["sigmoid"]),
+        model_path,
+        rows,
+        out,
+        dtype,
         ref_model=load_causal_lm(model_path, dtype),
-        args=DPOConfig(**_common_args(cfg, out, seed), beta=cfg.beta, loss_type=["sigmoid"]),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
         refinement=refinement or RefinementConfig(alpha=0.0),
         extrapolation=extrapolation,
     )
-    stats = _train_and_save(trainer, out, tokenizer)
     if refinement:
         stats.update(pairs_seen=trainer.pairs_seen, pairs_smoothed=trainer.pairs_smoothed)
     return stats
