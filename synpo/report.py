@@ -48,15 +48,15 @@ def _metric(evaluation: dict, prefix: str, key: str):
 
 
 def _sweep_plan(root: Path) -> list[tuple[str, ...]] | None:
-    """The override combinations a sweep planned (from Hydra's multirun.yaml), or None for one run."""
+    """The swept override combinations a sweep planned (from Hydra's multirun.yaml), or None for one run."""
     plan = root / "multirun.yaml"
     if not plan.is_file():
         return None
-    overrides = OmegaConf.load(plan).hydra.overrides.task
     axes = []
-    for o in overrides:
+    for o in OmegaConf.load(plan).hydra.overrides.task:
         key, _, values = o.partition("=")
-        axes.append([f"{key}={v}" for v in values.split(",")] if "," in values and "[" not in values else [o])
+        if "," in values and "[" not in values:
+            axes.append([f"{key}={v}" for v in values.split(",")])
     return [tuple(c) for c in itertools.product(*axes)]
 
 
@@ -68,17 +68,18 @@ def collect(root: Path) -> tuple[list[dict], list[str]]:
         job_dirs = sorted((p for p in root.iterdir() if (p / ".hydra").is_dir()), key=lambda p: p.name)
     else:
         raise ReportError(f"{root} is not a sweep or run directory (no multirun.yaml, job folders or summary.json)")
-    rows, done = [], set()
-    for job in job_dirs:
-        if not (job / "summary.json").is_file():
-            continue
-        overrides = [o for o in OmegaConf.load(job / ".hydra" / "overrides.yaml") if not o.startswith("paths.")]
-        done.add(frozenset(overrides))
-        rows.extend(job_rows(job, overrides))
-    missing = []
-    for combo in _sweep_plan(root) or []:
-        if not any(set(combo) <= d for d in done):
-            missing.append(" ".join(combo))
+    finished = {
+        job: list(OmegaConf.load(job / ".hydra" / "overrides.yaml"))
+        for job in job_dirs
+        if (job / "summary.json").is_file()
+    }
+    # Overrides every job shares say nothing about a row: only what varies is shown.
+    shared = set.intersection(*(set(o) for o in finished.values())) if len(finished) > 1 else set()
+    rows = []
+    for job, overrides in finished.items():
+        rows.extend(job_rows(job, [o for o in overrides if o not in shared and not o.startswith("paths.")]))
+    done = [set(o) for o in finished.values()]
+    missing = [" ".join(combo) for combo in _sweep_plan(root) or [] if not any(set(combo) <= d for d in done)]
     return rows, missing
 
 
