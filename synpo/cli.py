@@ -140,14 +140,17 @@ def evaluate(cfg: DictConfig, runner, policies: dict) -> dict:
 
 
 def print_evaluation(results: dict) -> None:
-    columns = sorted({f"{suite}/{metric}" for r in results.values() for suite, m in r.items() for metric in m})
+    """The paper's columns for every evaluated model (the same as synpo-report's)."""
+    from synpo.report import evaluation_columns
+
+    table = {name: evaluation_columns(r) for name, r in results.items()}
+    columns = [c for c in next(iter(table.values()), {}) if any(row[c] is not None for row in table.values())]
     if not columns:
         return
-    print("\nEvaluation (mini suites are not the real benchmarks):")
+    print("\nEvaluation (the shipped mini suites are not the real benchmarks; unparsable verdicts are not scored):")
     print("model  " + "  ".join(columns))
-    for name, r in results.items():
-        values = [r.get(c.split("/")[0], {}).get(c.split("/")[1]) for c in columns]
-        cells = [f"{v:.3g}" if isinstance(v, int | float) else "-" for v in values]
+    for name, row in table.items():
+        cells = [f"{row[c]:.3g}" if isinstance(row[c], int | float) else "-" for c in columns]
         print(f"{name:<5}  " + "  ".join(f"{v:>{len(c)}}" for v, c in zip(cells, columns, strict=True)))
 
 

@@ -24,14 +24,27 @@ from omegaconf import OmegaConf
 
 # Paper column -> (suite name prefix, metric key) in a model's evaluation results.
 MAIN_COLUMNS = {
-    "AE2 LC": ("alpaca_eval", "lc_win_rate"),
+    "AE2 LC": ("alpaca_eval", "length_controlled_winrate"),
     "AE2 WR": ("alpaca_eval", "win_rate"),
     "Arena-Hard": ("arena_hard", "win_rate"),
-    "MT-Bench T1": ("mt_bench", "turn1"),
-    "MT-Bench T2": ("mt_bench", "turn2"),
+    "MT-Bench T1": ("mt_bench", "turn_1"),
+    "MT-Bench T2": ("mt_bench", "turn_2"),
     "MT-Bench": ("mt_bench", "average"),
 }
-OPEN_LLM = ["arc_challenge", "hellaswag", "truthfulqa_mc2", "mmlu", "winogrande", "gsm8k"]
+# Keys of evaluation.open_llm.TASKS (Table 4 of the paper, then the shipped mini tasks).
+OPEN_LLM = ["arc", "hellaswag", "truthfulqa", "mmlu", "winogrande", "gsm8k", "mini_mc", "mini_gen"]
+
+
+def evaluation_columns(model_eval: dict) -> dict:
+    """One model's evaluation results as the report's columns (None where not evaluated)."""
+    columns = {col: _metric(model_eval, *spec) for col, spec in MAIN_COLUMNS.items()}
+    for task in OPEN_LLM:
+        value = _metric(model_eval, "lm_eval", task)
+        columns[task] = value.get("score") if isinstance(value, dict) else value
+    columns["unparsable verdicts"] = sum(
+        r.get("metrics", r).get("n_unparsable", 0) for r in model_eval.values() if isinstance(r, dict)
+    )
+    return columns
 
 
 class ReportError(ValueError):
@@ -106,9 +119,8 @@ def job_rows(job: Path, overrides: list[str]) -> list[dict]:
             "pairs": counts.get(f"{it}/pairs", {}).get("preference_set") if t else None,
             "simpo_loss": policy.get("train_loss") if t else None,
         }
-        model_eval = evaluation.get(name, {})
-        row.update({col: _metric(model_eval, *spec) for col, spec in MAIN_COLUMNS.items()})
-        row.update({task: _metric(model_eval, "open_llm", task) for task in OPEN_LLM})
+        if name in evaluation:
+            row.update(evaluation_columns(evaluation[name]))
         rows.append(row)
     return rows
 

@@ -36,8 +36,8 @@ def test_report_lays_out_a_partial_sweep_and_names_the_missing_job(tmp_path, cap
     sweep.mkdir()
     (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["optimizer.beta=2,4"]}}}))
     evaluation = {
-        "M1": {"alpaca_eval_mini": {"metrics": {"lc_win_rate": 11.0, "win_rate": 9.5}}},
-        "M2": {"alpaca_eval_mini": {"metrics": {"lc_win_rate": 14.0, "win_rate": 12.0}}},
+        "M1": {"alpaca_eval_mini": {"metrics": {"length_controlled_winrate": 11.0, "win_rate": 9.5}}},
+        "M2": {"alpaca_eval_mini": {"metrics": {"length_controlled_winrate": 14.0, "win_rate": 12.0}}},
     }
     make_job(sweep / "0", ["optimizer.beta=2"], evaluation)
     (sweep / "1" / ".hydra").mkdir(parents=True)  # started, never finished
