@@ -82,6 +82,7 @@ def summarise(records, policies: dict, run_dir: Path) -> dict:
     lines = [f"{'stage':<{width}}  {'seconds':>8}  {'cache':<6} counts"]
     for r in records:
         counts = ", ".join(f"{k}={v}" for k, v in r.counts.items())
+        counts = counts if len(counts) <= 160 else counts[:157] + "..."
         lines.append(f"{r.label:<{width}}  {r.seconds:>8.1f}  {'reused' if r.reused else 'new':<6} {counts}")
     computed = sum(r.seconds for r in records if not r.reused)
     lines.append(f"{'total computed':<{width}}  {computed:>8.1f}")
