@@ -13,6 +13,7 @@ pytestmark = pytest.mark.slow
 TINY = [
     "experiment=cpu_demo_spa",
     "logger=none",
+    "evaluation=none",
     "method.iterations=1",
     "method.prompts_per_iteration=[4]",
     "method.max_new_tokens=16",
