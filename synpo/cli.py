@@ -113,19 +113,22 @@ def link_models(policies: dict, records, run_dir: Path) -> None:
         link.symlink_to(os.path.relpath(target, models), target_is_directory=True)
 
 
-def checkpoint_artifact(cfg: DictConfig, runner):
-    """`mode=eval`: the checkpoint to evaluate, recorded like M0 (a folder or a hub id)."""
+def model_artifact(cfg: DictConfig, runner, label: str, path: str | None = None):
+    """A model reference like M0's (a folder or a hub id); `path` overrides cfg.model.path (mode=eval)."""
     from synpo.stages import base_model
 
-    model = {**OmegaConf.to_container(cfg.model, resolve=True), "source": "hub", "path": cfg.checkpoint}
-    model["name"] = Path(cfg.checkpoint).name
-    return runner.run("checkpoint", base_model.run, config={"model": model, "models_dir": cfg.paths.models})
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    if path:
+        model.update(source="hub", path=path, name=Path(path).name)
+    return runner.run(label, base_model.run, config={"model": model, "models_dir": cfg.paths.models})
 
 
 def evaluate(cfg: DictConfig, runner, policies: dict) -> dict:
-    """Run the configured evaluation suites on every model of the run (M0, M1, ...): {model: {suite: metrics}}."""
+    """Run the configured evaluation suites on every model (M0, M1, ... or the checkpoint); the local judge
+    defaults to M0 in both modes, so a checkpoint is judged as it would be inside a run."""
     from synpo.stages import evaluate as evaluate_stage
 
+    m0 = policies.get("M0") or model_artifact(cfg, runner, "m0")
     config = {
         "evaluation": OmegaConf.to_container(cfg.evaluation, resolve=True),
         "generation": OmegaConf.to_container(cfg.generation, resolve=True),
@@ -133,7 +136,7 @@ def evaluate(cfg: DictConfig, runner, policies: dict) -> dict:
     }
     results = {}
     for name, art in policies.items():
-        inputs = {"model": art, "m0": policies.get("M0", art)}
+        inputs = {"model": art, "m0": m0}
         results[name] = runner.run(
             f"eval/{name}", evaluate_stage.run, config={**config, "name": name}, inputs=inputs
         ).counts
@@ -177,7 +180,7 @@ def run(cfg: DictConfig) -> dict:
     runner = Runner(Path(cfg.paths.cache), run_dir, cfg.cache_verify, on_record=tracker.stage)
     log.info("run directory: %s; stage cache: %s", run_dir, cfg.paths.cache)
     if cfg.mode == "eval":
-        policies = {"checkpoint": checkpoint_artifact(cfg, runner)}
+        policies = {"checkpoint": model_artifact(cfg, runner, "checkpoint", cfg.checkpoint)}
     else:
         policies = METHODS[cfg.method.name](cfg, runner)
     results = evaluate(cfg, runner, policies) if cfg.evaluation.suites else {}
