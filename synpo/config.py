@@ -121,28 +121,8 @@ class JudgeConfig:
 
 
 @dataclass
-class OptimizerConfig:
-    """Preference optimisation (SimPO through TRL's CPOTrainer)."""
-
-    loss: str = "simpo"
-    beta: float = 2.0
-    gamma: float = 1.6
-    learning_rate: float = 3e-7
-    num_epochs: float = 1.0
-    batch_size: int = 128
-    per_device_batch_size: int = 2
-    warmup_ratio: float = 0.1
-    lr_scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_length: int = 1024
-    gradient_checkpointing: bool = False
-    # Trainer checkpoints every N optimizer steps so a killed stage resumes mid-way; None = none.
-    save_steps: int | None = 200
-
-
-@dataclass
-class SFTConfig:
-    """Supervised fine-tuning of the self-prompt generator and of the response improver."""
+class TrainerConfig:
+    """What every TRL trainer here takes: batch, schedule, length and checkpoints."""
 
     learning_rate: float = 1e-6
     num_epochs: float = 3.0
@@ -153,7 +133,26 @@ class SFTConfig:
     weight_decay: float = 0.0
     max_length: int = 8000
     gradient_checkpointing: bool = False
+    # Trainer checkpoints every N optimizer steps so a killed stage resumes mid-way; None = none.
     save_steps: int | None = 200
+
+
+@dataclass
+class OptimizerConfig(TrainerConfig):
+    """Preference optimisation (SimPO through TRL's CPOTrainer; DPO for SPA)."""
+
+    loss: str = "simpo"
+    beta: float = 2.0
+    gamma: float = 1.6
+    learning_rate: float = 3e-7
+    num_epochs: float = 1.0
+    batch_size: int = 128
+    max_length: int = 1024
+
+
+@dataclass
+class SFTConfig(TrainerConfig):
+    """Supervised fine-tuning of the self-prompt generator and of the response improver."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import TrainingArguments
 
-from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig
+from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig, TrainerConfig
 from synpo.models import load_causal_lm, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _report_to() -> str:
     return "wandb" if wandb is not None and wandb.run is not None else "none"
 
 
-def _common_args(cfg: SFTConfig | OptimizerConfig, out: Path, seed: int) -> dict:
+def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
     if cfg.batch_size % cfg.per_device_batch_size:
         raise ValueError(
             f"batch_size={cfg.batch_size} is not a multiple of per_device_batch_size={cfg.per_device_batch_size}"
