@@ -26,6 +26,13 @@ def run_synpo(*args: str, cwd: Path, home: Path, timeout: float = 900) -> subpro
     )
 
 
+def rerun(*args: str, cwd: Path, home: Path) -> Path:
+    """Run `synpo ARGS` again in a folder that has runs already; it must succeed. Returns its run directory."""
+    result = run_synpo(*args, cwd=cwd, home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sorted((cwd / "outputs").glob("*/*"))[-1]
+
+
 @pytest.fixture
 def synpo(tmp_path):
     """Run `synpo ARGS` in a fresh working directory with a fresh stage cache."""

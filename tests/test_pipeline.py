@@ -87,35 +87,29 @@ def test_stage_outputs_are_consistent(first_run):
 
 
 def test_a_rerun_reuses_every_stage(first_run):
-    from conftest import run_synpo
+    from conftest import rerun
 
     cwd, _, _ = first_run
-    result = run_synpo(*TINY, cwd=cwd, home=cwd / "home")
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = sorted((cwd / "outputs").glob("*/*"))[-1]
+    run_dir = rerun(*TINY, cwd=cwd, home=cwd / "home")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert all(s["reused"] for s in summary["stages"])
 
 
 def test_a_beta_change_reuses_everything_before_simpo(first_run):
-    from conftest import run_synpo
+    from conftest import rerun
 
     cwd, _, _ = first_run
-    result = run_synpo(*TINY, "optimizer.beta=4", cwd=cwd, home=cwd / "home")
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = sorted((cwd / "outputs").glob("*/*"))[-1]
+    run_dir = rerun(*TINY, "optimizer.beta=4", cwd=cwd, home=cwd / "home")
     reused = {s["label"]: s["reused"] for s in json.loads((run_dir / "summary.json").read_text())["stages"]}
     assert reused.pop("iter1/policy") is False
     assert all(reused.values())
 
 
 def test_per_iteration_beta_search_trains_one_model_per_beta_and_keeps_the_best(first_run):
-    from conftest import run_synpo
+    from conftest import rerun
 
     cwd, _, _ = first_run
-    result = run_synpo(*TINY, "method.beta_grid=[2,4]", "method.selection_items=3", cwd=cwd, home=cwd / "home")
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = sorted((cwd / "outputs").glob("*/*"))[-1]
+    run_dir = rerun(*TINY, "method.beta_grid=[2,4]", "method.selection_items=3", cwd=cwd, home=cwd / "home")
     selection = json.loads((run_dir / "stages" / "iter1" / "select_beta" / "selection.json").read_text())
     assert [c["beta"] for c in selection["candidates"]] == [2.0, 4.0]
     assert all(c["n"] == 3 and 0 <= c["win_rate"] <= 1 for c in selection["candidates"])
@@ -142,7 +136,7 @@ def test_a_run_killed_mid_stage_resumes_to_the_same_artifacts(first_run, tmp_pat
     import subprocess
     import time
 
-    from conftest import SHARED_MODELS, SYNPO
+    from conftest import SHARED_MODELS, SYNPO, rerun
 
     _, reference_dir, _ = first_run
     home = tmp_path / "home"
@@ -164,9 +158,7 @@ def test_a_run_killed_mid_stage_resumes_to_the_same_artifacts(first_run, tmp_pat
     improver = home / "stages" / "response_improver"
     assert [p.name.endswith(".partial") for p in improver.iterdir() if p.is_dir()] == [True]  # no finished entry
 
-    result = run_synpo_in(tmp_path, home)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = sorted((tmp_path / "outputs").glob("*/*"))[-1]
+    run_dir = rerun(*TINY, cwd=tmp_path, home=home)
     for stage in STAGES:
         ours = json.loads((run_dir / "stages" / stage / "manifest.json").read_text())
         reference = json.loads((reference_dir / "stages" / stage / "manifest.json").read_text())
@@ -174,9 +166,3 @@ def test_a_run_killed_mid_stage_resumes_to_the_same_artifacts(first_run, tmp_pat
         data = {f: m["sha256"] for f, m in ours["files"].items() if f.endswith(".jsonl") or f.endswith(".json")}
         expected = {f: m["sha256"] for f, m in reference["files"].items() if f in data}
         assert data == expected, stage
-
-
-def run_synpo_in(cwd, home):
-    from conftest import run_synpo
-
-    return run_synpo(*TINY, cwd=cwd, home=home)

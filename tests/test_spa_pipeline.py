@@ -80,12 +80,10 @@ def test_one_iteration_labels_its_own_answers_and_trains_on_them(first_run):
 
 
 def test_a_rerun_reuses_every_stage(first_run):
-    from conftest import run_synpo
+    from conftest import rerun
 
     cwd, _ = first_run
-    result = run_synpo(*TINY, cwd=cwd, home=cwd / "home")
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = sorted((cwd / "outputs").glob("*/*"))[-1]
+    run_dir = rerun(*TINY, cwd=cwd, home=cwd / "home")
     assert all(s["reused"] for s in json.loads((run_dir / "summary.json").read_text())["stages"])
 
 
