@@ -108,6 +108,9 @@ class JudgeConfig:
     api_key_env: str | None = "OPENAI_API_KEY"
     max_new_tokens: int = 512
     temperature: float = 0.0
+    # `local` only: text the judge's answer starts with. "[[" makes a small model give its verdict ([[A]], [[5]],
+    # [[A>B]]) at once instead of an explanation it rarely ends with a parsable verdict; "" = the paper's prompts.
+    verdict_prefill: str = ""
     # At most this many completions are requested (cache hits are free); None = no limit.
     max_requests: int | None = None
     max_retries: int = 5

@@ -15,7 +15,9 @@ def repetition_ratio(text: str, n: int = 3) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-def pair_verdict(gap: float, chosen: str, rejected: str, threshold: float, max_repetition: float, ngram: int) -> str:
+def pair_verdict(
+    gap: float | None, chosen: str, rejected: str, threshold: float, max_repetition: float, ngram: int
+) -> str:
     """'kept', or the first reason the pair is dropped."""
     if not chosen.strip() or not rejected.strip():
         return "empty_answer"
@@ -23,6 +25,8 @@ def pair_verdict(gap: float, chosen: str, rejected: str, threshold: float, max_r
         return "identical"
     if max(repetition_ratio(chosen, ngram), repetition_ratio(rejected, ngram)) > max_repetition:
         return "repetition"
+    if gap is None:  # the reward could not score it (a judge's verdict did not parse)
+        return "unscored"
     if gap <= threshold:
         return "below_threshold"
     return "kept"

@@ -66,6 +66,7 @@ class JudgeClient:
             "model": self.model,
             "max_new_tokens": self.cfg.max_new_tokens,
             "temperature": self.cfg.temperature,
+            "verdict_prefill": self.cfg.verdict_prefill,
         }
         blob = json.dumps({"messages": messages, "settings": settings}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -114,7 +115,11 @@ class LocalJudge(JudgeClient):
         if self._generator is None:
             gen_cfg = GenerationConfig(temperature=self.cfg.temperature, batch_size=self.cfg.batch_size)
             self._generator = make_generator(self.model, gen_cfg)
-        sampling = Sampling(max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature)
+        sampling = Sampling(
+            max_new_tokens=self.cfg.max_new_tokens,
+            temperature=self.cfg.temperature,
+            prefill=self.cfg.verdict_prefill,
+        )
         keys = list(todo)
         for start in range(0, len(keys), self.cfg.batch_size):
             chunk = keys[start : start + self.cfg.batch_size]
@@ -202,5 +207,10 @@ def make_judge_client(cfg: JudgeConfig | dict, default_model: str | None = None,
     if cfg.backend == "openai":
         if not cfg.base_url or not model:
             raise JudgeError(f"{name}.backend=openai needs {name}.base_url and {name}.model (the endpoint's name)")
+        if cfg.verdict_prefill:
+            raise JudgeError(
+                f"{name}.verdict_prefill={cfg.verdict_prefill!r}: a chat-completions endpoint cannot be made to start "
+                f"its answer; set {name}.verdict_prefill=''"
+            )
         return OpenAIJudge(cfg, model, name)
     raise JudgeError(f"{name}.backend={cfg.backend!r}: expected 'local' or 'openai'")

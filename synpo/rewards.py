@@ -149,9 +149,10 @@ class Judge(Reward):
     """An LLM judge comparing chosen and rejected in both orders, which cancels its position bias.
 
     gap = P(chosen wins) averaged over the two orders - 0.5, in [-0.5, 0.5], where a win counts 1, a tie ([[C]])
-    0.5 and a loss 0. A verdict that does not parse counts as a tie, i.e. no preference, and is reported in
-    the pair's "unparsed" count and in the log: with threshold 0.25 a pair is kept only when chosen wins in both
-    orders. The judge is `reward.judge` (a local model, M0 by default, or an OpenAI-compatible endpoint).
+    0.5 and a loss 0: with threshold 0.25 a pair is kept only when chosen wins in both orders. A pair whose two
+    verdicts do not both parse is not scored (gap None, its "unparsed" count says how many failed): the stages
+    count it as "unscored" and leave it out. The judge is `reward.judge` (a local model, M0 by default, or an
+    OpenAI-compatible endpoint).
     """
 
     def __init__(self, cfg: RewardConfig, m0_path: str, system_prompt: str | None = None):
@@ -168,12 +169,15 @@ class Judge(Reward):
         results = []
         for first, second in zip(verdicts[::2], verdicts[1::2], strict=True):
             # chosen is A in the first order, B in the second.
-            wins = [{"A": 1.0, "B": 0.0}.get(first, 0.5), {"A": 0.0, "B": 1.0}.get(second, 0.5)]
             unparsed = (first is None) + (second is None)
-            results.append({"gap": sum(wins) / 2 - 0.5, "verdicts": [first, second], "unparsed": unparsed})
+            wins = [{"A": 1.0, "B": 0.0}.get(first, 0.5), {"A": 0.0, "B": 1.0}.get(second, 0.5)]
+            gap = None if unparsed else sum(wins) / 2 - 0.5
+            results.append({"gap": gap, "verdicts": [first, second], "unparsed": unparsed})
         unparsed = sum(r["unparsed"] for r in results)
         if unparsed:
-            log.warning("reward=judge: %d of %d verdicts did not parse; counted as ties", unparsed, len(verdicts))
+            log.warning(
+                "reward=judge: %d of %d verdicts did not parse; their pairs are unscored", unparsed, len(verdicts)
+            )
         return results
 
 

@@ -173,11 +173,15 @@ def test_judge_reward_compares_in_both_orders_and_counts_unparsed(monkeypatch):
     with ScriptedServer(answer=lambda prompt: "[[A]]") as server:
         reward = make_reward(RewardConfig(name="judge", judge=http_judge(server.url)), "unused-m0")
         assert [g["gap"] for g in reward.gaps(prompts, chosen, rejected)] == [0.0, 0.0]
-    # Unparsable verdicts are counted, and score as no preference.
+    # Unparsable verdicts are counted and their pair is not scored, even when one order parsed.
     with ScriptedServer(answer=lambda prompt: "I cannot decide.") as server:
         reward = make_reward(RewardConfig(name="judge", judge=http_judge(server.url)), "unused-m0")
         gaps = reward.gaps(prompts, chosen, rejected)
-    assert gaps[0] == {"gap": 0.0, "verdicts": [None, None], "unparsed": 2}
+    assert gaps[0] == {"gap": None, "verdicts": [None, None], "unparsed": 2}
+    with ScriptedServer(answer=lambda prompt: "[[A]]" if prompt.index("GOOD") < prompt.index("bad") else "?") as server:
+        reward = make_reward(RewardConfig(name="judge", judge=http_judge(server.url)), "unused-m0")
+        gaps = reward.gaps(prompts, chosen, rejected)
+    assert [(g["gap"], g["unparsed"]) for g in gaps] == [(None, 1), (None, 1)]
 
 
 def test_local_judge_is_m0_by_default(tiny_model, tmp_path):
@@ -187,8 +191,24 @@ def test_local_judge_is_m0_by_default(tiny_model, tmp_path):
     assert reward.client.model == str(tiny_model)
     gaps = reward.gaps(["What is 2 + 2?"], ["4"], ["5"])
     # A random 2-layer model writes no verdict: nothing is scored as a preference.
-    assert gaps[0]["unparsed"] == 2 and gaps[0]["gap"] == 0.0
+    assert gaps[0]["unparsed"] == 2 and gaps[0]["gap"] is None
     assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 2
+
+
+def test_local_judge_starts_its_answer_with_the_verdict_prefill(tiny_model):
+    messages = [[{"role": "user", "content": "Which is better? Answer [[A]] or [[B]]."}]]
+    plain = make_judge_client(JudgeConfig(max_new_tokens=3), str(tiny_model))
+    prefilled = make_judge_client(JudgeConfig(max_new_tokens=3, verdict_prefill="[["), str(tiny_model))
+    assert prefilled.complete(messages)[0].startswith("[[")
+    # The prefill is part of the cache key: the two judges never share completions.
+    assert plain._key(messages[0]) != prefilled._key(messages[0])
+
+
+def test_openai_judge_refuses_a_verdict_prefill():
+    with pytest.raises(JudgeError, match="reward.judge.verdict_prefill"):
+        make_judge_client(
+            JudgeConfig(backend="openai", base_url="http://x", model="m", verdict_prefill="[["), name="reward.judge"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -230,4 +250,4 @@ def test_judge_reward_against_transformers_serve(served_model):
     texts = client.complete([[{"role": "user", "content": "Say hi."}], [{"role": "user", "content": "Say bye."}]])
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     gaps = make_reward(cfg, "unused-m0").gaps(["What is 2 + 2?"], ["4"], ["5"])
-    assert gaps[0]["unparsed"] == 2 and gaps[0]["gap"] == 0.0
+    assert gaps[0]["unparsed"] == 2 and gaps[0]["gap"] is None

@@ -82,6 +82,7 @@ def test_repetition_ratio():
         (0.9, "same", "same", "identical"),
         (0.9, "", "x", "empty_answer"),
         (0.9, "loop " * 20, "a worse answer", "repetition"),
+        (None, "a fine detailed answer", "a worse answer", "unscored"),  # a judge's verdict did not parse
     ],
 )
 def test_pair_verdict(gap, chosen, rejected, verdict):
@@ -91,6 +92,6 @@ def test_pair_verdict(gap, chosen, rejected, verdict):
 def test_improver_keeps_seed_items_where_gold_beats_the_answer_by_the_threshold():
     seed = [{"id": i, "prompt": f"q{i}", "gold": f"g{i}"} for i in "abc"]
     answers = [{"id": i, "prompt": f"q{i}", "answer": f"y{i}"} for i in "abc"]
-    gaps = [{"id": "a", "gap": 0.7}, {"id": "b", "gap": 0.1}, {"id": "c", "gap": -0.1}]
+    gaps = [{"id": "a", "gap": 0.7}, {"id": "b", "gap": 0.1}, {"id": "c", "gap": None}]
     kept = select(seed, answers, gaps, threshold=0.1)
     assert [(k["id"], k["gold"], k["answer"]) for k in kept] == [("a", "ga", "ya")]

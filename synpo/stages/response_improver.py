@@ -23,7 +23,7 @@ def select(seed_rows: list[dict], answers: list[dict], gaps: list[dict], thresho
     return [
         {"id": r["id"], "prompt": r["prompt"], "answer": r["answer"], "gold": gold[r["id"]], "gap": gap[r["id"]]}
         for r in answers
-        if gap[r["id"]] > threshold
+        if gap[r["id"]] is not None and gap[r["id"]] > threshold
     ]
 
 

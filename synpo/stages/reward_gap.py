@@ -21,5 +21,8 @@ def run(out: Path, config: dict, chosen: Path, rejected: Path, m0: Path) -> dict
         [r["prompt"] for r in rows], [r.get(c_field) or "" for r in rows], [rejected_by_id[r["id"]] for r in rows]
     )
     write_jsonl(out / "gaps.jsonl", ({"id": r["id"], **g} for r, g in zip(rows, gaps, strict=True)))
-    values = [g["gap"] for g in gaps]
-    return {"pairs": len(rows), "mean_gap": round(sum(values) / max(1, len(values)), 4)}
+    values = [g["gap"] for g in gaps if g["gap"] is not None]
+    counts = {"pairs": len(rows), "mean_gap": round(sum(values) / max(1, len(values)), 4)}
+    if len(values) < len(gaps):  # a judge's unparsable verdicts: reported, never scored
+        counts |= {"unscored": len(gaps) - len(values), "unparsed_verdicts": sum(g["unparsed"] for g in gaps)}
+    return counts

@@ -1,6 +1,7 @@
 """Per-iteration beta search (paper Sec. 3: beta searched over [2..12] for each optimisation): pick the
 SimPO candidate whose answers to the held-out seed validation prompts win most often against the gold
-answers under the reward (ties count half; then the larger mean gap, then the smaller beta)."""
+answers under the reward (ties count half; then the larger mean gap, then the smaller beta). Answers the reward
+could not score (a judge's unparsable verdicts) are left out and counted."""
 
 from __future__ import annotations
 
@@ -17,11 +18,23 @@ def win_rate(gaps: list[dict]) -> float:
 def run(out: Path, config: dict, **candidates: Path) -> dict:
     table = []
     for beta, folder in zip(config["betas"], candidates.values(), strict=True):
-        gaps = read_jsonl(folder / "gaps.jsonl")
+        rows = read_jsonl(folder / "gaps.jsonl")
+        gaps = [g for g in rows if g["gap"] is not None]
         if not gaps:
-            raise DataError(f"{folder / 'gaps.jsonl'}: no validation answer was scored; is the validation split empty?")
+            raise DataError(
+                f"{folder / 'gaps.jsonl'}: no validation answer was scored ({len(rows)} unscored); is the validation "
+                "split empty, or does the judge never give a parsable verdict?"
+            )
         mean_gap = sum(g["gap"] for g in gaps) / len(gaps)
-        table.append({"beta": beta, "win_rate": win_rate(gaps), "mean_gap": mean_gap, "n": len(gaps)})
+        table.append(
+            {
+                "beta": beta,
+                "win_rate": win_rate(gaps),
+                "mean_gap": mean_gap,
+                "n": len(gaps),
+                "unscored": len(rows) - len(gaps),
+            }
+        )
     best = max(table, key=lambda r: (r["win_rate"], r["mean_gap"], -r["beta"]))
     write_json(
         out / "selection.json", {"metric": "reward win rate vs gold (validation)", "best": best, "candidates": table}
