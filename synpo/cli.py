@@ -19,6 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from synpo import distributed
 from synpo.config import register_configs
 
 log = logging.getLogger("synpo")
@@ -56,9 +57,12 @@ def validate(cfg: DictConfig) -> None:
         if not cfg.evaluation.suites:
             raise ConfigError("mode=eval needs evaluation=<mini|paper> (evaluation.suites is empty)")
         check_loadable(cfg.checkpoint, "checkpoint")
+    launch = _distributed(cfg)
     for key, node in _trainer_nodes(cfg):
-        if node.batch_size % node.per_device_batch_size:
-            raise ConfigError(f"{key}.batch_size={node.batch_size} is not a multiple of {key}.per_device_batch_size")
+        try:
+            distributed.check_batch(key, node.batch_size, node.per_device_batch_size, launch)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     m0 = resolve_model(cfg.model, cfg.paths.models)  # converts the embedded GGUF once
     check_loadable(m0, "model.path", cfg.model.trust_remote_code)
     check_reward(cfg.reward, m0)
@@ -66,6 +70,16 @@ def validate(cfg: DictConfig) -> None:
         import evaluation
 
         evaluation.validate(cfg.checkpoint if cfg.mode == "eval" else m0, cfg.evaluation, m0)
+
+
+def _distributed(cfg: DictConfig):
+    """The `distributed` group as the launcher of this process's training stages (checked)."""
+    launch = distributed.configure(cfg.distributed)
+    try:
+        distributed.check(launch)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return launch
 
 
 def _trainer_nodes(node: DictConfig, prefix: str = ""):
@@ -167,6 +181,11 @@ def run(cfg: DictConfig) -> dict:
     from synpo.tracking import Tracker
 
     validate(cfg)
+    if cfg.distributed.num_machines > 1 and int(os.environ.get("SLURM_PROCID") or 0) > 0:
+        # A multi-machine Slurm job runs this on every machine: rank 0 runs the stages and starts each training
+        # stage on all machines through `distributed.launch_prefix` (srun).
+        log.info("machine rank %s: the job runs on rank 0", os.environ["SLURM_PROCID"])
+        return {}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)

@@ -368,6 +368,45 @@ class EvaluationConfig:
 
 
 @dataclass
+class DeepSpeedConfig:
+    """accelerate's `deepspeed_config` block (used when `distributed.backend=deepspeed`)."""
+
+    zero_stage: int = 3
+    offload_optimizer_device: str = "none"
+    offload_param_device: str = "none"
+    zero3_init_flag: bool = True
+    # Gather the sharded weights into one 16-bit state dict when the model is saved (ZeRO-3).
+    zero3_save_16bit_model: bool = True
+    deepspeed_multinode_launcher: str = "standard"
+
+
+@dataclass
+class DistributedConfig:
+    """How training stages run (`synpo/distributed.py`): in this process, or under `accelerate launch`."""
+
+    name: str = "single"
+    # `inprocess`: train in the synpo process on one device. `accelerate`: each training stage runs
+    # `python -m synpo.train_worker` under `accelerate launch` (DDP or DeepSpeed), then this process goes on.
+    launcher: str = "inprocess"
+    # `ddp` (torch DistributedDataParallel) or `deepspeed`; with `launcher=accelerate` only.
+    backend: str = "ddp"
+    # `cuda`, or `cpu` (gloo; what the tests use). The world size is processes_per_machine * num_machines.
+    device: str = "cuda"
+    processes_per_machine: int = 1
+    num_machines: int = 1
+    # Rank of this machine; null = read from the environment at launch (SLURM_PROCID, else NODE_RANK, else 0).
+    machine_rank: int | None = None
+    # Host and port of the rank-0 machine (needed when num_machines > 1); port null = a free one (one machine).
+    main_process_ip: str | None = None
+    main_process_port: int | None = None
+    # `no`, `bf16` or `fp16`: autocast in the trainers and accelerate's --mixed_precision.
+    mixed_precision: str = "no"
+    # Command words put before the per-machine launch, e.g. [srun, --nodes=2, --ntasks-per-node=1] on Slurm.
+    launch_prefix: list[str] = field(default_factory=list)
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     data: SeedDataConfig = MISSING
@@ -377,6 +416,7 @@ class Config:
     generation: GenerationConfig = MISSING
     method: Any = MISSING
     logger: LoggerConfig = MISSING
+    distributed: DistributedConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     # `train` runs the method (then evaluates its models when `evaluation` has suites); `eval` only evaluates

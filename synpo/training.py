@@ -3,6 +3,9 @@
 Each trainer writes checkpoints into `<out>/checkpoints` when `save_steps` is set; a stage that was
 killed resumes from the last one (the stage cache keeps the unfinished `.partial` folder for that).
 The final model goes to `<out>/model` and the checkpoints are removed.
+
+With `distributed` set to a multi-process launcher (`synpo/distributed.py`), each function hands its call to
+`accelerate launch`, whose processes run the same function; the main process saves the model, once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import TrainingArguments
 
+from synpo import distributed
 from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig, TrainerConfig
 from synpo.models import load_causal_lm, load_tokenizer
 
@@ -36,14 +40,13 @@ def _report_to() -> str:
 
 
 def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
-    if cfg.batch_size % cfg.per_device_batch_size:
-        raise ValueError(
-            f"batch_size={cfg.batch_size} is not a multiple of per_device_batch_size={cfg.per_device_batch_size}"
-        )
+    """TrainingArguments shared by every trainer. `batch_size` is global: per device x processes x accumulation."""
+    launch = distributed.active()
+    accumulation = distributed.check_batch("trainer", cfg.batch_size, cfg.per_device_batch_size, launch)
     return dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=cfg.batch_size // cfg.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_epochs,
         warmup_steps=cfg.warmup_ratio,
@@ -51,7 +54,9 @@ def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
         weight_decay=cfg.weight_decay,
         max_length=cfg.max_length,
         **{CHECKPOINTING: cfg.gradient_checkpointing},
-        bf16=False,
+        bf16=launch.mixed_precision == "bf16",
+        fp16=launch.mixed_precision == "fp16",
+        use_cpu=launch.launcher == "accelerate" and launch.device == "cpu",
         dataloader_pin_memory=False,
         logging_steps=1,
         save_strategy="steps" if cfg.save_steps else "no",
@@ -70,14 +75,18 @@ def _train_and_save(trainer, out: Path, tokenizer) -> dict:
     if resume:
         log.info("resuming training from the last checkpoint in %s", checkpoints)
     result = trainer.train(resume_from_checkpoint=True if resume else None)
+    # Under several processes save_model gathers the weights (ZeRO-3) and only the main process writes them.
     trainer.save_model(str(out / "model"))
-    tokenizer.save_pretrained(str(out / "model"))
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out / "model"))
+        shutil.rmtree(checkpoints, ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return {
         "train_loss": round(float(result.training_loss), 4),
         "final_loss": round(float(history[-1]["loss"]), 4) if history else None,
         "steps": int(result.global_step),
+        "processes": int(trainer.args.world_size),
         "resumed": resume,
     }
 
@@ -105,6 +114,8 @@ def sft(
     seed: int = 0,
 ) -> dict:
     """Fine-tune on conversational prompt/completion rows; the loss covers the completion only."""
+    if distributed.spawns():
+        return distributed.launch("sft", rows, out, model_path=model_path, cfg=cfg, dtype=dtype, seed=seed)
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
@@ -126,6 +137,8 @@ def simpo(
     TRL computes -log sigmoid(beta * (avg logp(chosen) - avg logp(rejected)) - gamma): `simpo_gamma`
     is the paper's gamma (TRL divides it by beta inside before multiplying back).
     """
+    if distributed.spawns():
+        return distributed.launch("simpo", rows, out, model_path=model_path, cfg=cfg, dtype=dtype, seed=seed)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
@@ -153,6 +166,18 @@ def dpo(
     With `refinement`, SPA's label smoothing of the least confident pairs (`synpo/noise_aware_dpo.py`; `extrapolation`
     is the lambda of de-coupled noise detection); the counts of pairs seen and smoothed are returned with the stats.
     """
+    if distributed.spawns():
+        return distributed.launch(
+            "dpo",
+            rows,
+            out,
+            model_path=model_path,
+            cfg=cfg,
+            refinement=refinement,
+            extrapolation=extrapolation,
+            dtype=dtype,
+            seed=seed,
+        )
     from trl import DPOConfig
 
     from synpo.noise_aware_dpo import NoiseAwareDPOTrainer

@@ -1,0 +1,181 @@
+"""Training on many processes through `accelerate launch`, and the launch configs that cannot run here.
+
+The 2-process run uses the real launch path (`python -m synpo.train_worker` under `accelerate launch`, gloo on
+two CPU processes). Tolerance: the two runs differ only in float summation order (gloo's all-reduce against
+gradient accumulation), so losses agree to 1e-4 (they are rounded to 4 decimals) and weights to 1e-5, while
+the training moves the weights by far more than that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from safetensors.torch import load_file
+
+from synpo import distributed
+from synpo.cli import CONF_DIR, ConfigError, validate
+from synpo.config import DistributedConfig, OptimizerConfig
+from synpo.generation import vllm_engine_kwargs
+from synpo.templates import chat
+from synpo.training import simpo
+
+PAIRS = [
+    ("Name a colour.", "Blue is a calm colour of sky and sea.", "no no no"),
+    ("Say hello.", "Hello! How can I help you today?", "bye bye bye"),
+    ("Count to three.", "One, two, three.", "three three three three"),
+    ("Give a fruit.", "An apple, crisp and sweet.", "rock"),
+    ("What is 2+2?", "2 + 2 = 4.", "5 5 5 5 5"),
+    ("Name a planet.", "Mars, the red planet.", "the the the"),
+    ("A word for happy?", "Joyful.", "sad sad"),
+    ("Say thanks.", "Thank you very much!", "no"),
+]
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture
+def single():
+    """Whatever a test configures, later tests train in-process again."""
+    yield
+    distributed.configure(DistributedConfig())
+
+
+def test_two_cpu_processes_train_like_one_with_the_same_global_batch(tiny_model, tmp_path, single):
+    rows = [
+        {
+            "prompt": chat(p),
+            "chosen": [{"role": "assistant", "content": c}],
+            "rejected": [{"role": "assistant", "content": r}],
+        }
+        for p, c, r in PAIRS
+    ]
+    # Global batch 4: one process x 2 per device x 2 accumulation steps; two processes x 2 per device x 1.
+    cfg = OptimizerConfig(
+        beta=2.0,
+        gamma=1.6,
+        learning_rate=5e-3,
+        num_epochs=1,
+        batch_size=4,
+        per_device_batch_size=2,
+        warmup_ratio=0.0,
+        lr_scheduler="constant",
+        max_length=128,
+        save_steps=None,
+    )
+    distributed.configure(DistributedConfig())
+    one = simpo(str(tiny_model), rows, cfg, tmp_path / "one")
+    two_procs = DistributedConfig(name="ddp_cpu", launcher="accelerate", device="cpu", processes_per_machine=2)
+    distributed.configure(two_procs)
+    two = simpo(str(tiny_model), rows, cfg, tmp_path / "two")
+
+    assert one["steps"] == two["steps"] == 2
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert abs(one["train_loss"] - two["train_loss"]) <= 1e-4
+    assert abs(one["final_loss"] - two["final_loss"]) <= 1e-4
+    start = load_file(tiny_model / "model.safetensors")
+    w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    w2 = load_file(tmp_path / "two" / "model" / "model.safetensors")
+    assert w1.keys() == w2.keys()
+    moved = max(float((w1[k] - start[k]).abs().max()) for k in w1)
+    differ = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
+    assert moved > 1e-3 and differ < 1e-5, (moved, differ)
+    # Saved once, by the main process, as safetensors; the launch folder and checkpoints are gone.
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["model"]
+    assert (tmp_path / "two" / "model" / "tokenizer_config.json").is_file()
+
+
+def test_deepspeed_zero3_reaches_accelerate_as_alignment_handbook_sets_it(tmp_path, single):
+    d = distributed.configure(composed("distributed=deepspeed_zero3").distributed)
+    distributed.check(d)
+    spec = distributed.write_spec(tmp_path, "simpo", [{"prompt": "p"}], d, model_path="m", seed=1)
+    written = yaml.safe_load((tmp_path / "accelerate.yaml").read_text())
+    # alignment-handbook's recipes/accelerate_configs/zero3.yaml, key for key.
+    assert written == {
+        "compute_environment": "LOCAL_MACHINE",
+        "debug": False,
+        "deepspeed_config": {
+            "deepspeed_multinode_launcher": "standard",
+            "offload_optimizer_device": "none",
+            "offload_param_device": "none",
+            "zero3_init_flag": True,
+            "zero3_save_16bit_model": True,
+            "zero_stage": 3,
+        },
+        "distributed_type": "DEEPSPEED",
+        "downcast_bf16": "no",
+        "machine_rank": 0,
+        "main_training_function": "main",
+        "mixed_precision": "bf16",
+        "num_machines": 1,
+        "num_processes": 8,
+        "rdzv_backend": "static",
+        "same_network": True,
+        "tpu_env": [],
+        "tpu_use_cluster": False,
+        "tpu_use_sudo": False,
+        "use_cpu": False,
+    }
+    cmd = distributed.accelerate_command(d, tmp_path / "accelerate.yaml", spec, rank=0)
+    assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    flags = dict(zip(cmd[3:-4:2], cmd[4:-4:2], strict=True))
+    assert flags["--config_file"] == str(tmp_path / "accelerate.yaml")
+    assert (flags["--num_processes"], flags["--num_machines"], flags["--machine_rank"]) == ("8", "1", "0")
+    assert flags["--mixed_precision"] == "bf16"
+    assert cmd[-4:] == ["-m", "synpo.train_worker", "train", str(spec)]
+    assert distributed.job_command(d, spec)[-4:] == ["-m", "synpo.train_worker", "launch", str(spec)]
+    # The trainers get bf16 autocast and the 8-process accumulation: 128 = 2 per device x 8 x 8 steps.
+    from synpo.training import _common_args
+
+    args = _common_args(OptimizerConfig(batch_size=128, per_device_batch_size=2), tmp_path, 0)
+    assert (args["bf16"], args["fp16"], args["use_cpu"], args["gradient_accumulation_steps"]) == (True, False, False, 8)
+
+
+def test_multi_node_takes_its_rank_from_slurm_and_launches_through_srun(tmp_path, single):
+    cfg = composed("distributed=multi_node", "distributed.main_process_ip=node-0", "distributed.num_machines=4")
+    d = distributed.configure(cfg.distributed)
+    distributed.check(d)
+    assert distributed.world_size(d) == 32
+    assert distributed.machine_rank(d, {"SLURM_PROCID": "3"}) == 3
+    assert distributed.machine_rank(dataclasses.replace(d, machine_rank=1), {"SLURM_PROCID": "3"}) == 1
+    spec = tmp_path / "spec.json"
+    job = distributed.job_command(d, spec)
+    assert job[:3] == ["srun", "--overlap", "--nodes=4"] and "--ntasks-per-node=1" in job
+    cmd = distributed.accelerate_command(d, tmp_path / "a.yaml", spec, rank=3)
+    flags = dict(zip(cmd[3:-4:2], cmd[4:-4:2], strict=True))
+    assert flags["--machine_rank"] == "3" and flags["--num_processes"] == "32" and flags["--num_machines"] == "4"
+    assert (flags["--main_process_ip"], flags["--main_process_port"]) == ("node-0", "29500")
+    assert distributed.accelerate_config(d)["main_process_ip"] == "node-0"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["distributed=ddp", "optimizer.batch_size=12", "optimizer.per_device_batch_size=1"],
+            "optimizer.batch_size=12",
+        ),
+        (
+            ["distributed=ddp_cpu", "optimizer.per_device_batch_size=2", "method.generator_sft.batch_size=6"],
+            "method.generator_sft.batch_size=6",
+        ),
+        (["distributed=multi_node"], "distributed.main_process_ip"),
+        (["distributed.processes_per_machine=2"], "distributed.launcher=inprocess"),
+        (["distributed=ddp", "distributed.backend=fsdp"], "distributed.backend='fsdp'"),
+    ],
+)
+def test_a_batch_that_devices_cannot_share_fails_at_start_up_naming_the_key(overrides, message, single):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        validate(composed(*overrides))
+
+
+def test_vllm_tensor_parallel_reaches_the_engine():
+    cfg = composed("generation=vllm", "generation.tensor_parallel_size=4")
+    kwargs = vllm_engine_kwargs("m", cfg.generation, "bfloat16")
+    assert (kwargs["tensor_parallel_size"], kwargs["dtype"]) == (4, "bfloat16")
