@@ -111,6 +111,11 @@ class JudgeConfig:
     # `local` only: text the judge's answer starts with. "[[" makes a small model give its verdict ([[A]], [[5]],
     # [[A>B]]) at once instead of an explanation it rarely ends with a parsable verdict; "" = the paper's prompts.
     verdict_prefill: str = ""
+    # How a verdict is read. `generate`: the judge writes a completion and the verdict is parsed from it (the
+    # papers' judges). `logprobs` (`local` only): no text is written; the verdict is the one of the format's fixed
+    # answers (AlpacaEval "m"/"M", Arena-Hard "A>>B".."B>>A", MT-Bench "1".."10", the reward's A/B/C) whose tokens
+    # are most probable after the prompt and the format's own lead-in, so every verdict parses.
+    verdict: str = "generate"
     # At most this many completions are requested (cache hits are free); None = no limit.
     max_requests: int | None = None
     max_retries: int = 5

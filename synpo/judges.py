@@ -4,6 +4,11 @@
 `{base_url}/chat/completions` (GPT-4-Turbo, vLLM, `transformers serve`, ...). Both share a JSONL cache keyed by
 (messages, settings), so a rerun pays nothing twice, and a request budget, so a typo cannot spend a fortune.
 `check_reachable()` fails before any generation when the endpoint, the key or the model is missing.
+
+`choose` reads a verdict without generating (`verdict=logprobs`, local judges): of a format's fixed answers it
+returns the one whose tokens the judge finds most probable after the prompt, the way AlpacaEval 2's weighted
+annotator reads the log-probabilities of "m" and "M" instead of parsing text. A small model that never writes a
+parsable verdict still ranks the answers it was asked to choose between.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Worth retrying: rate limits and server-side failures; anything else (400, 401, 404) will not get better.
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+VERDICTS = ("generate", "logprobs")
 
 
 class JudgeError(RuntimeError):
@@ -45,6 +51,8 @@ class JudgeClient:
         self.name = name
         self.requests = 0
         self._cache: dict[str, str] = {}
+        # Answer log-probabilities of `option_logprobs`, in the same cache file (rows with a "logprobs" field).
+        self._logprobs: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         if cfg.cache_file and Path(cfg.cache_file).is_file():
             with open(cfg.cache_file) as f:
@@ -52,6 +60,8 @@ class JudgeClient:
                     if line.strip():
                         row = json.loads(line)
                         self._cache[row["key"]] = row["completion"]
+                        if "logprobs" in row:
+                            self._logprobs[row["key"]] = row["logprobs"]
 
     def check_reachable(self) -> None:
         """Raise JudgeError when the judge cannot answer; loads no weights and sends no completion."""
@@ -60,38 +70,129 @@ class JudgeClient:
         """Answer {key: messages}, storing each completion as soon as it arrives: a crash loses none paid for."""
         raise NotImplementedError
 
-    def _key(self, messages: list[dict]) -> str:
-        settings = {
-            "backend": self.cfg.backend,
-            "model": self.model,
-            "max_new_tokens": self.cfg.max_new_tokens,
-            "temperature": self.cfg.temperature,
-            "verdict_prefill": self.cfg.verdict_prefill,
-        }
+    def _score(self, todo: dict[str, list[dict]], options: list[str], prefill: str, suffix: str) -> None:
+        """Store the log-probabilities of every option for {key: messages} (`verdict=logprobs`)."""
+        raise JudgeError(f"{self.name}.backend={self.cfg.backend}: {self.name}.verdict=logprobs needs a local judge")
+
+    def _key(self, messages: list[dict], scoring: dict | None = None) -> str:
+        """A completion's key holds the sampling settings; a `scoring` (options, lead-in) key holds those instead,
+        so the two modes never share an entry."""
+        settings = {"backend": self.cfg.backend, "model": self.model}
+        if scoring is None:
+            settings.update(
+                max_new_tokens=self.cfg.max_new_tokens,
+                temperature=self.cfg.temperature,
+                verdict_prefill=self.cfg.verdict_prefill,
+            )
+        else:
+            settings.update(verdict="logprobs", **scoring)
         blob = json.dumps({"messages": messages, "settings": settings}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _reserve(self, todo: int, what: str) -> None:
+        if self.cfg.max_requests is not None and self.requests + todo > self.cfg.max_requests:
+            raise JudgeError(
+                f"{self.name}.max_requests={self.cfg.max_requests}: {todo} more {what} are needed and "
+                f"{self.requests} were already requested; raise the budget (or null for none) to go on"
+            )
+        self.requests += todo
 
     def complete(self, conversations: list[list[dict]]) -> list[str]:
         keys = [self._key(c) for c in conversations]
         todo = {k: c for k, c in zip(keys, conversations, strict=True) if k not in self._cache}
-        if self.cfg.max_requests is not None and self.requests + len(todo) > self.cfg.max_requests:
-            raise JudgeError(
-                f"{self.name}.max_requests={self.cfg.max_requests}: {len(todo)} more completions are needed and "
-                f"{self.requests} were already requested; raise the budget (or null for none) to go on"
-            )
+        self._reserve(len(todo), "completions")
         if todo:
             log.info("%s: %d completions (%d cached) from %s", self.name, len(todo), len(keys) - len(todo), self.model)
-            self.requests += len(todo)
             self._complete(todo)
         return [self._cache[k] for k in keys]
 
-    def _store(self, key: str, completion: str) -> None:
+    def option_logprobs(
+        self, conversations: list[list[dict]], options: list[str], prefill: str = "", suffix: str = ""
+    ) -> list[list[float]]:
+        """For every conversation, the summed log-probabilities of the tokens of `option + suffix` when the judge's
+        answer starts with `prefill`, for every option (in `options` order). `suffix` closes the verdict ("]]"),
+        so that an option that begins another ("1" and "10") does not win for being shorter. Cached like
+        completions, under keys of their own."""
+        options = list(options)
+        scoring = {"options": options, "prefill": prefill, "suffix": suffix}
+        keys = [self._key(c, scoring) for c in conversations]
+        todo = {k: c for k, c in zip(keys, conversations, strict=True) if k not in self._logprobs}
+        self._reserve(len(todo), "verdicts")
+        if todo:
+            log.info("%s: %d verdicts (%d cached) from %s", self.name, len(todo), len(keys) - len(todo), self.model)
+            self._score(todo, options, prefill, suffix)
+        return [self._logprobs[k] for k in keys]
+
+    def choose(
+        self, conversations: list[list[dict]], options: list[str], prefill: str = "", suffix: str = ""
+    ) -> list[str]:
+        """The most probable of `options` for each conversation (see `option_logprobs`)."""
+        return [options[best(row)] for row in self.option_logprobs(conversations, options, prefill, suffix)]
+
+    def _store(self, key: str, completion: str, logprobs: list[float] | None = None) -> None:
+        row = {"key": key, "completion": completion}
         with self._lock:
             self._cache[key] = completion
+            if logprobs is not None:
+                self._logprobs[key] = row["logprobs"] = logprobs
             if self.cfg.cache_file:
                 Path(self.cfg.cache_file).parent.mkdir(parents=True, exist_ok=True)
                 with open(self.cfg.cache_file, "a") as f:
-                    f.write(json.dumps({"key": key, "completion": completion}, ensure_ascii=False) + "\n")
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def best(logprobs: list[float]) -> int:
+    """Index of the largest log-probability (the first on a tie)."""
+    return max(range(len(logprobs)), key=logprobs.__getitem__)
+
+
+def option_logprobs(model, prompts: list[list[int]], options: list[list[int]], pad_id: int) -> list[list[float]]:
+    """Summed log-probabilities of each option's tokens after each prompt: [prompt][option].
+
+    One forward reads the prompts (left-padded, so they all end in the same column) into a KV cache and gives
+    the first token of every option; each option of more than one token then runs on that cache for all prompts
+    at once (a few positions), and the cache is cut back to the prompts. A prompt is thus read once, not once
+    per option: on a judge prompt of 500 tokens and options of 1-3 tokens, the options cost next to nothing.
+    """
+    import inspect
+
+    import torch
+    from transformers import DynamicCache
+
+    # The cache argument was renamed (`past_key_values` -> `cache`) within transformers 5.
+    cache = DynamicCache(config=model.config)
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    with torch.inference_mode():
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{name: cache},
+        )
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        scores = torch.zeros(len(prompts), len(options))
+        for k, option in enumerate(options):
+            scores[:, k] = first[:, option[0]]
+            if len(option) > 1:
+                n = len(option) - 1
+                rest = model(
+                    input_ids=torch.tensor([option[:-1]] * len(prompts)),
+                    attention_mask=torch.cat([mask, mask.new_ones(len(prompts), n)], dim=1),
+                    position_ids=positions[:, -1:] + 1 + torch.arange(n),
+                    use_cache=True,
+                    **{name: cache},
+                )
+                logps = torch.log_softmax(rest.logits.float(), dim=-1)
+                targets = torch.tensor([option[1:]] * len(prompts))
+                scores[:, k] += logps.gather(-1, targets[..., None])[..., 0].sum(-1)
+                cache.crop(-n)  # back to the prompts (a negative count removes tokens in every version)
+        return scores.tolist()
 
 
 class LocalJudge(JudgeClient):
@@ -109,12 +210,18 @@ class LocalJudge(JudgeClient):
         except ModelError as e:
             raise JudgeError(str(e)) from e
 
-    def _complete(self, todo: dict[str, list[dict]]) -> None:
-        from synpo.generation import Sampling, make_generator
+    def _load(self):
+        from synpo.generation import make_generator
 
         if self._generator is None:
             gen_cfg = GenerationConfig(temperature=self.cfg.temperature, batch_size=self.cfg.batch_size)
             self._generator = make_generator(self.model, gen_cfg)
+        return self._generator
+
+    def _complete(self, todo: dict[str, list[dict]]) -> None:
+        from synpo.generation import Sampling
+
+        generator = self._load()
         sampling = Sampling(
             max_new_tokens=self.cfg.max_new_tokens,
             temperature=self.cfg.temperature,
@@ -123,9 +230,22 @@ class LocalJudge(JudgeClient):
         keys = list(todo)
         for start in range(0, len(keys), self.cfg.batch_size):
             chunk = keys[start : start + self.cfg.batch_size]
-            outputs = self._generator.generate([todo[k] for k in chunk], sampling, desc=self.name)
+            outputs = generator.generate([todo[k] for k in chunk], sampling, desc=self.name)
             for key, out in zip(chunk, outputs, strict=True):
                 self._store(key, out[0])
+
+    def _score(self, todo: dict[str, list[dict]], options: list[str], prefill: str, suffix: str) -> None:
+        generator = self._load()
+        tokenizer = generator.tokenizer
+        # The option is tokenised on its own, as the model would write it after the lead-in it was given.
+        option_ids = [tokenizer(o + suffix, add_special_tokens=False)["input_ids"] for o in options]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        keys = list(todo)
+        for start in range(0, len(keys), self.cfg.batch_size):
+            chunk = keys[start : start + self.cfg.batch_size]
+            prompts = generator.encode([todo[k] for k in chunk], prefill)
+            for key, row in zip(chunk, option_logprobs(generator.model, prompts, option_ids, pad), strict=True):
+                self._store(key, options[best(row)], row)
 
 
 class OpenAIJudge(JudgeClient):
@@ -200,6 +320,8 @@ def make_judge_client(cfg: JudgeConfig | dict, default_model: str | None = None,
     """`name` is the config key the judge sits under (e.g. `reward.judge`), used in every error message."""
     cfg = as_judge_config(cfg)
     model = cfg.model or default_model
+    if cfg.verdict not in VERDICTS:
+        raise JudgeError(f"{name}.verdict={cfg.verdict!r}: expected one of {list(VERDICTS)}")
     if cfg.backend == "local":
         if not model:
             raise JudgeError(f"{name}.model is not set: give a local folder or hub id")
@@ -207,6 +329,12 @@ def make_judge_client(cfg: JudgeConfig | dict, default_model: str | None = None,
     if cfg.backend == "openai":
         if not cfg.base_url or not model:
             raise JudgeError(f"{name}.backend=openai needs {name}.base_url and {name}.model (the endpoint's name)")
+        if cfg.verdict == "logprobs":
+            raise JudgeError(
+                f"{name}.verdict=logprobs: only a local judge scores given answers (an endpoint returns at most the "
+                f"top log-probabilities of the tokens it samples); set {name}.verdict=generate or "
+                f"{name}.backend=local"
+            )
         if cfg.verdict_prefill:
             raise JudgeError(
                 f"{name}.verdict_prefill={cfg.verdict_prefill!r}: a chat-completions endpoint cannot be made to start "

@@ -165,7 +165,10 @@ class Judge(Reward):
             for a, b in ((c, r), (r, c)):
                 text = JUDGE_PAIRWISE_TEMPLATE.format(question=p, answer_a=a, answer_b=b)
                 conversations.append([{"role": "user", "content": text}])
-        verdicts = [parse_verdict(t) for t in self.client.complete(conversations)]
+        if self.client.cfg.verdict == "logprobs":  # the most probable of [[A]], [[B]], [[C]]: always a verdict
+            verdicts = self.client.choose(conversations, ["A", "B", "C"], prefill="[[", suffix="]]")
+        else:
+            verdicts = [parse_verdict(t) for t in self.client.complete(conversations)]
         results = []
         for first, second in zip(verdicts[::2], verdicts[1::2], strict=True):
             # chosen is A in the first order, B in the second.

@@ -211,6 +211,75 @@ def test_openai_judge_refuses_a_verdict_prefill():
         )
 
 
+def _logprob_by_hand(model, tokenizer, conversation: list[dict], prefill: str, text: str) -> float:
+    """log P(text | chat prompt + prefill), one unpadded sequence, token by token."""
+    import torch
+
+    from synpo.generation import chat_prompt_ids
+
+    prompt = chat_prompt_ids(tokenizer, [conversation], prefill)[0]
+    answer = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + answer])
+    with torch.no_grad():
+        logps = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+    return sum(float(logps[len(prompt) + i - 1, t]) for i, t in enumerate(answer))
+
+
+def test_choose_returns_the_option_with_the_highest_sequence_logprob(tiny_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from synpo.models import load_tokenizer
+
+    # Prompts of different lengths share a batch (padding), options of one to four tokens, one the start of another.
+    conversations = [
+        [{"role": "user", "content": "Rate it."}],
+        [{"role": "system", "content": "You judge."}, {"role": "user", "content": "Rate this long answer " * 9}],
+        [{"role": "user", "content": "Which is better, A or B?"}],
+    ]
+    options = ["1", "10", "A>>B", "B=A"]
+    cfg = JudgeConfig(verdict="logprobs", batch_size=2, cache_file=str(tmp_path / "cache.jsonl"))
+    client = make_judge_client(cfg, str(tiny_model))
+    got = client.option_logprobs(conversations, options, prefill="[[", suffix="]]")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_model).eval(), load_tokenizer(tiny_model)
+    by_hand = [[_logprob_by_hand(model, tokenizer, c, "[[", o + "]]") for o in options] for c in conversations]
+    assert sum(got, []) == pytest.approx(sum(by_hand, []), abs=1e-4)
+    expected = [options[max(range(len(options)), key=row.__getitem__)] for row in by_hand]
+    assert client.choose(conversations, options, prefill="[[", suffix="]]") == expected
+    assert client.requests == 3  # the second call was answered from the cache
+
+    # A rerun reads the cache file: no budget, no model.
+    rerun = make_judge_client(
+        JudgeConfig(verdict="logprobs", max_requests=0, cache_file=cfg.cache_file), str(tiny_model)
+    )
+    assert rerun.option_logprobs(conversations, options, prefill="[[", suffix="]]") == got
+
+
+def test_cache_keys_differ_between_verdict_modes_options_and_lead_ins(tiny_model):
+    client = make_judge_client(JudgeConfig(), str(tiny_model))
+    messages = CONVERSATION[0]
+    generate = client._key(messages)
+    scored = client._key(messages, {"options": ["A", "B"], "prefill": "[[", "suffix": "]]"})
+    assert len({generate, scored}) == 2
+    assert scored != client._key(messages, {"options": ["A", "B", "C"], "prefill": "[[", "suffix": "]]"})
+    assert scored != client._key(messages, {"options": ["A", "B"], "prefill": "", "suffix": "]]"})
+
+
+def test_local_judge_reward_in_logprobs_mode_scores_every_pair(tiny_model):
+    cfg = RewardConfig(name="judge", judge=JudgeConfig(verdict="logprobs", verdict_prefill="[["))
+    gaps = make_reward(cfg, str(tiny_model)).gaps(["What is 2 + 2?", "Name a colour."], ["4", "Blue."], ["5", "Ten."])
+    assert all(g["unparsed"] == 0 and g["gap"] is not None for g in gaps)
+    assert all(set(g["verdicts"]) <= {"A", "B", "C"} for g in gaps)
+
+
+def test_logprobs_verdict_needs_a_local_judge_and_a_known_mode():
+    with pytest.raises(JudgeError, match=r"evaluation\.judge\.verdict=logprobs"):
+        make_judge_client(
+            JudgeConfig(backend="openai", base_url="http://x", model="m", verdict="logprobs"), name="evaluation.judge"
+        )
+    with pytest.raises(JudgeError, match=r"reward\.judge\.verdict='logprob'"):
+        make_judge_client(JudgeConfig(verdict="logprob"), "m", name="reward.judge")
+
+
 @pytest.fixture(scope="module")
 def served_model(tiny_model, tmp_path_factory):
     """`transformers serve` (an OpenAI-compatible server) on a free loopback port, stopped after the tests."""
