@@ -6,13 +6,25 @@ batch pads little, padded on the left, decoded with the KV cache under `inferenc
 caller's order. The `vllm` backend hands the same token ids to a `vllm.LLM` engine (continuous batching,
 paged KV cache); vLLM is imported only when selected, and a script that builds it needs an
 `if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
+
+With `generation.data_parallel_size` > 1, any backend is wrapped by `ShardedGenerator`: the prompts are cut into
+contiguous shards, each generated in its own spawned process by its own engine (on its own
+`tensor_parallel_size` GPUs), and the results concatenated in the original order. A shard starting at prompt
+`start` samples with seed + start, so the vllm backend's per-prompt seeds (seed + index) are the same as
+without sharding; the hf backend, which seeds per batch, is deterministic for a given data_parallel_size.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import multiprocessing
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -54,7 +66,79 @@ class Generator:
 def make_generator(model_path: str, cfg: GenerationConfig, dtype: str = "float32") -> Generator:
     if cfg.backend not in BACKENDS:
         raise ValueError(f"generation.backend={cfg.backend!r}: available backends are {sorted(BACKENDS)}")
+    if cfg.data_parallel_size > 1:
+        return ShardedGenerator(model_path, cfg, dtype)
     return BACKENDS[cfg.backend](model_path, cfg, dtype)
+
+
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) ranges covering n prompts, sizes differing by at most one."""
+    size, extra = divmod(n, shards)
+    bounds, start = [], 0
+    for k in range(shards):
+        end = start + size + (k < extra)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def shard_devices(shard: int, per_shard: int, shards: int) -> str | None:
+    """CUDA_VISIBLE_DEVICES of a shard: its own `per_shard` GPUs, or None when there are not enough GPUs."""
+    if not torch.cuda.is_available():
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    if len(ids) < per_shard * shards:
+        raise ValueError(
+            f"generation.data_parallel_size={shards} x tensor_parallel_size={per_shard} needs "
+            f"{per_shard * shards} GPUs; {len(ids)} are visible"
+        )
+    return ",".join(ids[shard * per_shard : (shard + 1) * per_shard])
+
+
+def _generate_shard(model_path, cfg: dict, dtype, conversations, sampling: dict, devices, threads, out, desc):
+    """One shard, in its own process: build the backend on this shard's devices, generate, write JSON."""
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    if threads:
+        torch.set_num_threads(threads)
+    generator = BACKENDS[cfg["backend"]](model_path, GenerationConfig(**cfg), dtype)
+    Path(out).write_text(json.dumps(generator.generate(conversations, Sampling(**sampling), desc)))
+
+
+class ShardedGenerator(Generator):
+    """Data parallel generation: one process and engine per shard of the prompts, merged in the original order."""
+
+    def __init__(self, model_path: str, cfg: GenerationConfig, dtype: str = "float32"):
+        self.model_path, self.dtype = model_path, dtype
+        self.shards = cfg.data_parallel_size
+        self.cfg = {**dataclasses.asdict(cfg), "data_parallel_size": 1}
+
+    def generate(self, conversations, sampling: Sampling, desc: str = "generate") -> list[list[str]]:
+        bounds = shard_bounds(len(conversations), self.shards)
+        # On CPU the shards share the cores (one thread each on a 2-core machine with 2 shards).
+        threads = None if torch.cuda.is_available() else max(1, (os.cpu_count() or 1) // self.shards)
+        ctx = multiprocessing.get_context("spawn")
+        with tempfile.TemporaryDirectory(prefix="synpo-shards-") as tmp:
+            procs = []
+            for k, (start, end) in enumerate(bounds):
+                if start == end:
+                    continue
+                shard_sampling = dataclasses.asdict(dataclasses.replace(sampling, seed=sampling.seed + start))
+                devices = shard_devices(k, self.cfg["tensor_parallel_size"], self.shards)
+                out = Path(tmp) / f"shard{k}.json"
+                args = (self.model_path, self.cfg, self.dtype, conversations[start:end], shard_sampling)
+                proc = ctx.Process(target=_generate_shard, args=(*args, devices, threads, out, f"{desc} [{k}]"))
+                proc.start()
+                procs.append((k, proc, out))
+            log.info("%s: %d prompts in %d shards", desc, len(conversations), len(procs))
+            results: list[list[str]] = []
+            for k, proc, out in procs:
+                proc.join()
+                if proc.exitcode:
+                    raise RuntimeError(f"{desc}: generation shard {k} failed (exit code {proc.exitcode})")
+                results.extend(json.loads(out.read_text()))
+        return results
 
 
 def chat_prompt_ids(tokenizer, conversations: list[list[dict]], prefill: str = "") -> list[list[int]]:

@@ -14,12 +14,13 @@ import sys
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from synpo import distributed
 from synpo.cli import CONF_DIR, ConfigError, validate
-from synpo.config import DistributedConfig, OptimizerConfig
-from synpo.generation import vllm_engine_kwargs
+from synpo.config import DistributedConfig, GenerationConfig, OptimizerConfig
+from synpo.generation import ShardedGenerator, make_generator, vllm_engine_kwargs
 from synpo.templates import chat
 from synpo.training import simpo
 
@@ -175,7 +176,12 @@ def test_a_batch_that_devices_cannot_share_fails_at_start_up_naming_the_key(over
         validate(composed(*overrides))
 
 
-def test_vllm_tensor_parallel_reaches_the_engine():
-    cfg = composed("generation=vllm", "generation.tensor_parallel_size=4")
+def test_vllm_tensor_parallel_reaches_the_engine_of_every_data_parallel_shard():
+    cfg = composed("generation=vllm", "generation.tensor_parallel_size=4", "generation.data_parallel_size=2")
     kwargs = vllm_engine_kwargs("m", cfg.generation, "bfloat16")
     assert (kwargs["tensor_parallel_size"], kwargs["dtype"]) == (4, "bfloat16")
+    # With data_parallel_size 2, two engines (one per shard process) each span 4 GPUs: 8 in all.
+    sharded = make_generator("m", GenerationConfig(**OmegaConf.to_container(cfg.generation)), "bfloat16")
+    assert isinstance(sharded, ShardedGenerator) and sharded.shards == 2
+    shard_kwargs = vllm_engine_kwargs("m", GenerationConfig(**sharded.cfg), "bfloat16")
+    assert shard_kwargs["tensor_parallel_size"] == 4 and sharded.cfg["data_parallel_size"] == 1
