@@ -172,7 +172,8 @@ class GenerationConfig:
     top_p: float = 1.0
     # Prompts per forward batch (hf); the backend sorts by length so batches pad little. 16 fits memory
     # everywhere: its KV cache is ~4 GiB for a 7B model at 2k tokens (bf16), ~0.4 GiB for SmolLM2-135M at
-    # 512 (float32). A batch decodes until its longest answer ends, so larger ones waste more steps.
+    # 512 (float32). A batch decodes until its longest answer ends, so larger ones waste more steps. A batch that
+    # runs out of memory is retried smaller (accelerate's find_executable_batch_size).
     batch_size: int = 16
     # vLLM only (selected with generation=vllm): GPUs one engine spans.
     tensor_parallel_size: int = 1

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate.utils import find_executable_batch_size
 from tqdm.auto import tqdm
 
 from synpo.config import GenerationConfig
@@ -174,34 +175,46 @@ class HFGenerator(Generator):
     def generate(self, conversations, sampling: Sampling, desc: str = "generate") -> list[list[str]]:
         ids = self.encode(conversations, sampling.prefill)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        results: list[list[str]] = [[] for _ in ids]
-        pad = self.tokenizer.pad_token_id
+        results: list[list[str] | None] = [None for _ in ids]
         bar = tqdm(total=len(ids), desc=desc, unit="prompt", leave=False)
-        for b, start in enumerate(range(0, len(order), self.cfg.batch_size)):
-            batch = order[start : start + self.cfg.batch_size]
-            width = max(len(ids[i]) for i in batch)
-            input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in batch])
-            mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch])
-            torch.manual_seed(sampling.seed + b)
-            out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=mask,
-                max_new_tokens=sampling.max_new_tokens,
-                do_sample=sampling.temperature > 0,
-                temperature=sampling.temperature if sampling.temperature > 0 else None,
-                top_p=sampling.top_p if sampling.temperature > 0 else None,
-                num_return_sequences=sampling.n,
-                stop_strings=sampling.stop or None,
-                tokenizer=self.tokenizer if sampling.stop else None,
-                pad_token_id=pad,
-            )
-            texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-            for j, i in enumerate(batch):
-                samples = texts[j * sampling.n : (j + 1) * sampling.n]
-                results[i] = [finish(t, sampling) for t in samples]
-            bar.update(len(batch))
+
+        # accelerate shrinks the batch and calls again when a batch runs out of memory; finished rows are kept.
+        @find_executable_batch_size(starting_batch_size=self.cfg.batch_size)
+        def run(batch_size: int) -> None:
+            todo = [i for i in order if results[i] is None]
+            if batch_size < self.cfg.batch_size:
+                log.warning("%s: out of memory, %d prompts left in batches of %d", desc, len(todo), batch_size)
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                self._generate_batch(ids, batch, sampling, results)
+                bar.update(len(batch))
+
+        run()
         bar.close()
         return results
+
+    def _generate_batch(self, ids: list[list[int]], batch: list[int], sampling: Sampling, results: list) -> None:
+        """Generate for the prompts `batch` (indices into ids), left padded, seeded by its first prompt's index."""
+        pad = self.tokenizer.pad_token_id
+        width = max(len(ids[i]) for i in batch)
+        input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in batch])
+        mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch])
+        torch.manual_seed(sampling.seed + batch[0])
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sampling.temperature > 0,
+            temperature=sampling.temperature if sampling.temperature > 0 else None,
+            top_p=sampling.top_p if sampling.temperature > 0 else None,
+            num_return_sequences=sampling.n,
+            stop_strings=sampling.stop or None,
+            tokenizer=self.tokenizer if sampling.stop else None,
+            pad_token_id=pad,
+        )
+        texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        for j, i in enumerate(batch):
+            results[i] = [finish(t, sampling) for t in texts[j * sampling.n : (j + 1) * sampling.n]]
 
 
 def vllm_engine_kwargs(model_path: str, cfg: GenerationConfig, dtype: str) -> dict:

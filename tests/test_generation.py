@@ -25,6 +25,24 @@ def test_batched_greedy_generation_equals_one_prompt_at_a_time(generators):
     assert batched.generate(convs, sampling) == single.generate(convs, sampling)
 
 
+def test_a_batch_out_of_memory_is_retried_smaller_keeping_finished_rows(tiny_model, monkeypatch):
+    gen = make_generator(str(tiny_model), GenerationConfig(batch_size=4))
+    sampling = Sampling(max_new_tokens=6, temperature=0.0)
+    convs = [chat(p) for p in PROMPTS]
+    expected = gen.generate(convs, sampling)
+    real, sizes = gen.model.generate, []
+
+    def generate(input_ids, **kwargs):
+        sizes.append(len(input_ids))
+        if len(input_ids) > 1:  # the message torch gives when a CUDA allocation fails
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(input_ids=input_ids, **kwargs)
+
+    monkeypatch.setattr(gen.model, "generate", generate)
+    assert gen.generate(convs, sampling) == expected
+    assert sizes[0] == 4 and sizes[-len(PROMPTS) :] == [1] * len(PROMPTS)
+
+
 def test_sampling_is_reproducible_for_a_seed_and_returns_n_samples(generators):
     batched, _ = generators
     convs = [chat(p) for p in PROMPTS]
