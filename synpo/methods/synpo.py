@@ -12,6 +12,7 @@ paper leaves open, and how they are made here:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
@@ -62,6 +63,43 @@ class Recipe:
         return {"generation": plain(self.cfg.generation), "sampling": self.sampling(kind, seed), **self.common}
 
 
+def self_prompts(
+    cfg: DictConfig, runner: Runner, seeds: Artifact, paragraphs: Artifact, m0: Artifact
+) -> Callable[[int], Artifact]:
+    """SynPO's prompt source (Sec. 2.1): G is trained once from M0 on the seed set (stage `generator`); then
+    `prompts(t)` draws iteration t's keyword lists from the corpus and G writes one question per list
+    (`iterN/keywords`, `iterN/prompts`). The iterative baselines call it too, to train on the same prompts."""
+    r, m, seed = Recipe(cfg), cfg.method, cfg.seed
+    generator = runner.run(
+        "generator",
+        prompt_generator.run,
+        config={
+            "sft": plain(m.generator_sft),
+            "keywords": plain(m.keywords),
+            "items": m.generator_seed_items,
+            "seed": seed,
+            **r.common,
+        },
+        inputs={"seed": seeds, "m0": m0},
+    )
+
+    def prompts(t: int) -> Artifact:
+        keywords = runner.run(
+            f"iter{t}/keywords",
+            keyword_lists.run,
+            config={"keywords": plain(m.keywords), "n": m.prompts_per_iteration, "seed": seed + t},
+            inputs={"corpus": paragraphs},
+        )
+        return runner.run(
+            f"iter{t}/prompts",
+            write_prompts.run,
+            config={"prompt_filter": plain(m.prompt_filter), **r.generating("question", seed + t)},
+            inputs={"generator": generator, "keywords": keywords},
+        )
+
+    return prompts
+
+
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Run SynPO; returns the policy of every iteration, {"M0": ..., "M1": ..., ...}."""
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
@@ -98,36 +136,14 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         return models[selection.counts["best_beta"]]
 
     # Once: the self-prompt generator G.
-    generator = runner.run(
-        "generator",
-        prompt_generator.run,
-        config={
-            "sft": plain(m.generator_sft),
-            "keywords": plain(m.keywords),
-            "items": m.generator_seed_items,
-            "seed": seed,
-            **r.common,
-        },
-        inputs={"seed": seeds, "m0": m0},
-    )
+    prompts_of = self_prompts(cfg, runner, seeds, paragraphs, m0)
 
     policies, preference_set = {"M0": m0}, None
     policy = m0
     for t in range(1, m.iterations + 1):
         it = f"iter{t}"
         # 1. G writes new prompts from keyword lists of the corpus.
-        keywords = runner.run(
-            f"{it}/keywords",
-            keyword_lists.run,
-            config={"keywords": plain(m.keywords), "n": m.prompts_per_iteration, "seed": seed + t},
-            inputs={"corpus": paragraphs},
-        )
-        prompts = runner.run(
-            f"{it}/prompts",
-            write_prompts.run,
-            config={"prompt_filter": plain(m.prompt_filter), **r.generating("question", seed + t)},
-            inputs={"generator": generator, "keywords": keywords},
-        )
+        prompts = prompts_of(t)
         # 2. R_t learns, from M0, to rewrite M(t-1)'s seed answers into the gold ones.
         seed_answers = answers(f"{it}/seed_answers", policy, seeds, "train.jsonl", m.improver_seed_items)
         improver = runner.run(

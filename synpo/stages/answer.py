@@ -1,4 +1,7 @@
-"""A model answers a prompt file (M(t-1) on seed or synthetic prompts, M0 on synthetic prompts)."""
+"""A model answers a prompt file (M(t-1) on seed or synthetic prompts, M0 on synthetic prompts).
+
+With `sampling.n` > 1 each row also holds all n answers in `samples` (Sampling-Ranking, Self-Rewarding); `answer` is
+the first of them."""
 
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
     )
     write_jsonl(
         out / "answers.jsonl",
-        ({"id": r["id"], "prompt": r["prompt"], "answer": o[0]} for r, o in zip(rows, outputs, strict=True)),
+        (
+            {"id": r["id"], "prompt": r["prompt"], "answer": o[0], **({"samples": o} if len(o) > 1 else {})}
+            for r, o in zip(rows, outputs, strict=True)
+        ),
     )
     return {"answers": len(rows), "empty": sum(not o[0] for o in outputs)}
