@@ -294,6 +294,118 @@ class SPAConfig:
 
 
 @dataclass
+class SFTMethodConfig:
+    """The SFT row of Table 2: M0 itself, evaluated; see docs in `synpo/methods/sft.py`."""
+
+    name: str = "sft"
+
+
+@dataclass
+class PreferenceDataConfig:
+    """Preference pairs labelled by others ("Manual Collection": UltraFeedback binarized in the paper)."""
+
+    # `hub`: `datasets.load_dataset(hub_id, split=hub_split)` with `prompt` and `chosen` / `rejected` message lists
+    # (HuggingFaceH4/ultrafeedback_binarized's layout). `jsonl`: {"id", "prompt", "chosen", "rejected"} rows in `file`.
+    source: str = "hub"
+    hub_id: str = "HuggingFaceH4/ultrafeedback_binarized"
+    hub_split: str = "train_prefs"
+    file: str | None = None
+    # Pairs kept after shuffling with `shuffle_seed`; None = all of them (61k in train_prefs).
+    max_pairs: int | None = None
+    shuffle_seed: int = 42
+
+
+@dataclass
+class OfflineSimPOConfig:
+    """SimPO from M0 on human-labelled pairs (Table 2's UltraFeedback row); see `synpo/methods/offline_simpo.py`.
+    SimPO's settings come from the `optimizer` group."""
+
+    name: str = "offline_simpo"
+    data: PreferenceDataConfig = field(default_factory=PreferenceDataConfig)
+
+
+@dataclass
+class AnswerTokensConfig:
+    answer: int = 256
+
+
+@dataclass
+class SamplingTokensConfig(AnswerTokensConfig):
+    # The generator's questions (prompt_source=generator).
+    question: int = 96
+
+
+@dataclass
+class SamplingMethodConfig:
+    """What the iterative baselines share: where each iteration's prompts come from and how many answers the
+    current model samples per prompt. The generator's fields are SynPO's, so `prompt_source=generator` with the
+    same values reuses a SynPO run's generator and prompts from the stage cache."""
+
+    name: str = MISSING
+    iterations: int = 4
+    # `generator`: SynPO's self-prompt generator writes each iteration's prompts (the prompts SynPO trains on);
+    # `seed`: the first `prompts_per_iteration` seed training prompts, the same every iteration.
+    prompt_source: str = "generator"
+    prompts_per_iteration: int = 50000
+    # Pairs added per iteration (randomly chosen among the kept ones), as SynPO's 10k.
+    pairs_per_iteration: int = 10000
+    samples_per_prompt: int = 5
+    generator_seed_items: int | None = None
+    keywords: KeywordConfig = field(default_factory=KeywordConfig)
+    prompt_filter: PromptFilterConfig = field(default_factory=PromptFilterConfig)
+    max_new_tokens: SamplingTokensConfig = field(default_factory=SamplingTokensConfig)
+    generator_sft: SFTConfig = field(default_factory=SFTConfig)
+
+
+@dataclass
+class SamplingRankingConfig(SamplingMethodConfig):
+    """Sampling-Ranking: best and worst of n samples by the reward; see `synpo/methods/sampling_ranking.py`."""
+
+    name: str = "sampling_ranking"
+
+
+@dataclass
+class JudgingConfig:
+    """The policy judging its own samples with the additive 5-point LLM-as-judge prompt (Yuan et al. 2024)."""
+
+    # Judgments sampled per answer, averaged (3 in Yuan et al.); unparsable ones are left out of the mean.
+    judgments: int = 3
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+
+
+@dataclass
+class SelfRewardingConfig(SamplingMethodConfig):
+    """Self-Rewarding (Yuan et al. 2024) trained with SimPO; see `synpo/methods/self_rewarding.py`."""
+
+    name: str = "self_rewarding"
+    samples_per_prompt: int = 4
+    # The first step, SFT from M0: `sft_items` seed items as instruction data (None = all), plus three LLM-as-judge
+    # examples (gold, cut gold, another question's gold) for each of the first `eft_items` seed items.
+    sft_items: int | None = None
+    eft_items: int = 3000
+    seed_sft: SFTConfig = field(default_factory=SFTConfig)
+    judging: JudgingConfig = field(default_factory=JudgingConfig)
+
+
+SEED_ONLY_VARIANTS = ("sft", "po", "sft_po", "multi_epoch_po")
+
+
+@dataclass
+class SeedOnlyConfig:
+    """Table 7's seed-only ablations; see `synpo/methods/seed_only.py`. Preference optimisation uses `optimizer`."""
+
+    name: str = "seed_only"
+    # Any of sft (Seed SFT), po (Seed PO), sft_po (Seed SFT + PO), multi_epoch_po (Seed PO for `multi_epochs`).
+    variants: list[str] = field(default_factory=lambda: list(SEED_ONLY_VARIANTS))
+    # The first `seed_items` seed training items; None = all.
+    seed_items: int | None = None
+    multi_epochs: float = 4.0
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    max_new_tokens: AnswerTokensConfig = field(default_factory=AnswerTokensConfig)
+
+
+@dataclass
 class LoggerConfig:
     name: str = "wandb"
     project: str = "synpo"
@@ -446,3 +558,8 @@ def register_configs() -> None:
     # `method` is typed per method (SynPO now, SPA later), so its schema comes with the group option.
     cs.store(group="method", name="base_synpo", node=SynPOConfig)
     cs.store(group="method", name="base_spa", node=SPAConfig)
+    cs.store(group="method", name="base_sft", node=SFTMethodConfig)
+    cs.store(group="method", name="base_offline_simpo", node=OfflineSimPOConfig)
+    cs.store(group="method", name="base_sampling_ranking", node=SamplingRankingConfig)
+    cs.store(group="method", name="base_self_rewarding", node=SelfRewardingConfig)
+    cs.store(group="method", name="base_seed_only", node=SeedOnlyConfig)

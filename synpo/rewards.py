@@ -44,6 +44,28 @@ class Reward:
         both = self.score(prompts + prompts, chosen + rejected)
         return [{"gap": c - r, "chosen_score": c, "rejected_score": r} for c, r in zip(both[:n], both[n:], strict=True)]
 
+    def sample_scores(self, prompts: list[str], samples: list[list[str]]) -> list[list[float | None]]:
+        """Scores that order each prompt's samples (Sampling-Ranking). A pointwise reward scores every sample; a
+        pairwise one (it implements `gaps` only: PairRM, a judge) compares every two samples of a prompt and scores
+        a sample by its mean gap against the others (a round robin), which for a pointwise reward would give the
+        same order. Comparisons without a gap (a judge's unparsable verdicts) are left out of the mean; a sample
+        with none left has no score (None)."""
+        if type(self).score is not Reward.score:
+            flat = iter(self.score([p for p, s in zip(prompts, samples, strict=True) for _ in s], sum(samples, [])))
+            return [[next(flat) for _ in s] for s in samples]
+        games = [(k, i, j) for k, s in enumerate(samples) for i in range(len(s)) for j in range(i + 1, len(s))]
+        gaps = self.gaps(
+            [prompts[k] for k, _, _ in games],
+            [samples[k][i] for k, i, _ in games],
+            [samples[k][j] for k, _, j in games],
+        )
+        results: list[list[list[float]]] = [[[] for _ in s] for s in samples]
+        for (k, i, j), g in zip(games, gaps, strict=True):
+            if g["gap"] is not None:
+                results[k][i].append(g["gap"])
+                results[k][j].append(-g["gap"])
+        return [[sum(r) / len(r) if r else None for r in row] for row in results]
+
 
 def make_reward(cfg: RewardConfig, m0_path: str, system_prompt: str | None = None) -> Reward:
     if cfg.name not in REWARDS:

@@ -71,3 +71,48 @@ def parse_question(text: str) -> tuple[str | None, str]:
     if QUESTION_HEADER in question or "## Given Keywords" in question or "<solution>" in question:
         return None, "copies_template"
     return question, "ok"
+
+
+# Self-Rewarding (Yuan et al. 2024, Figure 2): the model judges a response with additive 5-point scoring.
+ADDITIVE_JUDGE_TEMPLATE = """Review the user's question and the corresponding response using the additive 5-point \
+scoring system described below. Points are accumulated based on the satisfaction of each criterion:
+- Add 1 point if the response is relevant and provides some information related to the user's inquiry, even if it \
+is incomplete or contains some irrelevant content.
+- Add another point if the response addresses a substantial portion of the user's question, but does not \
+completely resolve the query or provide a direct answer.
+- Award a third point if the response answers the basic elements of the user's question in a useful way, \
+regardless of whether it seems to have been written by an AI Assistant or if it has elements typically found in \
+blogs or search results.
+- Grant a fourth point if the response is clearly written from an AI Assistant's perspective, addressing the \
+user's question directly and comprehensively, and is well-organized and helpful, even if there is slight room for \
+improvement in clarity, conciseness or focus.
+- Bestow a fifth point for a response that is impeccably tailored to the user's question by an AI Assistant, \
+without extraneous information, reflecting expert knowledge, and demonstrating a high-quality, engaging, and \
+insightful answer.
+
+User: {question}
+<response>{response}</response>
+
+After examining the user's instruction and the response:
+- Briefly justify your total score, up to 100 words.
+- Conclude with the score using the format: "Score: <total points>"
+
+Remember to assess from the AI Assistant perspective, utilizing web search knowledge as necessary. To evaluate the \
+response in alignment with this additive scoring model, we'll systematically attribute points based on the \
+outlined criteria."""
+
+MAX_ADDITIVE_SCORE = 5
+_SCORE = re.compile(r"Score:\s*\**\s*(\d+(?:\.\d+)?)")
+
+
+def additive_judge_prompt(question: str, response: str) -> str:
+    return ADDITIVE_JUDGE_TEMPLATE.format(question=question.strip(), response=response.strip())
+
+
+def parse_additive_score(text: str) -> float | None:
+    """The points of the last "Score: N" in a judgment; None when there is none or N is not in 0..5."""
+    found = _SCORE.findall(text)
+    if not found:
+        return None
+    score = float(found[-1])
+    return score if 0 <= score <= MAX_ADDITIVE_SCORE else None

@@ -43,7 +43,7 @@ class Tracker:
         numbers = {k: v for k, v in record.counts.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         numbers.update(seconds=record.seconds, reused=int(record.reused))
         self.run.log({f"stages/{record.label}/{k}": v for k, v in numbers.items()})
-        if record.stage == "build_pairs":
+        if record.stage in ("build_pairs", "best_worst_pairs"):
             self._pair_samples(record)
 
     def _pair_samples(self, record: StageRecord) -> None:

@@ -1,0 +1,67 @@
+"""What the paper's baselines share with SynPO and with each other: the prompts each iteration samples on, sampling
+n answers, SimPO training, and the start-up checks of these settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from synpo.cli import ConfigError
+from synpo.io import DataError
+from synpo.methods.synpo import Recipe, plain, self_prompts
+from synpo.stage import Artifact, Runner
+from synpo.stages import answer, corpus, simpo
+
+PROMPT_SOURCES = ("generator", "seed")
+
+
+def check_sampling(cfg: DictConfig) -> None:
+    """Values of the sampling baselines that compose but cannot work, named by their key."""
+    m = cfg.method
+    if m.prompt_source not in PROMPT_SOURCES:
+        raise ConfigError(f"method.prompt_source={m.prompt_source!r}: choose one of {list(PROMPT_SOURCES)}")
+    positive = ("iterations", "prompts_per_iteration", "pairs_per_iteration")
+    for key in positive:
+        if m[key] < 1:
+            raise ConfigError(f"method.{key}={m[key]} must be at least 1")
+    if m.samples_per_prompt < 2:
+        raise ConfigError(
+            f"method.samples_per_prompt={m.samples_per_prompt}: best and worst need at least 2 answers per prompt"
+        )
+
+
+def prompt_source(cfg: DictConfig, runner: Runner, seeds: Artifact, m0: Artifact) -> Callable[[int], tuple]:
+    """Iteration t's prompts as (artifact, file, limit), the `answer` stage's inputs: SynPO's generator-written
+    prompts (`method.prompt_source=generator`, the prompts SynPO trains on), or the first
+    `method.prompts_per_iteration` seed training prompts (`seed`)."""
+    m = cfg.method
+    if m.prompt_source == "seed":
+        return lambda t: (seeds, "train.jsonl", m.prompts_per_iteration)
+    paragraphs = runner.run("corpus", corpus.run, config={"corpus": plain(cfg.corpus)})
+    prompts = self_prompts(cfg, runner, seeds, paragraphs, m0)
+    return lambda t: (prompts(t), "prompts.jsonl", None)
+
+
+def sample(cfg: DictConfig, runner: Runner, label: str, model: Artifact, prompts: tuple, seed: int) -> Artifact:
+    """`model` answers each prompt `method.samples_per_prompt` times (the `answer` stage; `samples` in each row)."""
+    source, file, limit = prompts
+    config = {"prompts_file": file, "limit": limit, **Recipe(cfg).generating("answer", seed)}
+    config["sampling"]["n"] = cfg.method.samples_per_prompt
+    return runner.run(label, answer.run, config=config, inputs={"model": model, "prompts": source})
+
+
+def train_simpo(cfg: DictConfig, runner: Runner, label: str, start: Artifact, preferences: Artifact, **overrides):
+    """SimPO from `start` on `preferences` (its `preference_set.jsonl`), with the `optimizer` settings."""
+    config = {"optimizer": {**plain(cfg.optimizer), **overrides}, "seed": cfg.seed, **Recipe(cfg).common}
+    return runner.run(label, simpo.run, config=config, inputs={"m0": start, "preferences": preferences})
+
+
+def require_pairs(pairs: Artifact, label: str) -> Artifact:
+    """Stop, with the reasons, when an iteration leaves nothing to train on (e.g. none of a weak judge's verdicts
+    parsed); the pairs stage's `dropped.jsonl` holds every prompt that gave no pair."""
+    counts = pairs.counts
+    if not counts["preference_set"]:
+        reasons = ", ".join(f"{k}={v}" for k, v in counts.items() if k.startswith("dropped_")) or "no prompts"
+        raise DataError(f"{label}: no best-vs-worst pair to train on ({reasons}); see stages/{label}/dropped.jsonl")
+    return pairs

@@ -1,0 +1,37 @@
+"""Table 2's "Manual Collection" baseline: SimPO from M0 on human-labelled preference pairs, once.
+
+The paper's row is SimPO on UltraFeedback binarized (`HuggingFaceH4/ultrafeedback_binarized`, `train_prefs`), with
+SimPO's own recipes (its 21.5 / 20.8 / 16.8 for Mistral-Base are the SimPO paper's); `method.data` says where the
+pairs come from (`preference_data` stage) and the `optimizer` group how SimPO trains (`policy` stage).
+
+    synpo experiment=cpu_offline_simpo logger=none     # the demo's 64 shipped pairs (synpo/data/spa_seed_demo)
+    synpo experiment=paper_offline_simpo_mistral       # 61k UltraFeedback pairs, SimPO's Mistral-Base recipe
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from synpo.cli import ConfigError
+from synpo.methods.baselines import train_simpo
+from synpo.methods.synpo import plain
+from synpo.stage import Artifact, Runner
+from synpo.stages import base_model, preference_data
+
+
+def check(cfg: DictConfig) -> None:
+    data = cfg.method.data
+    if data.source not in preference_data.LOADERS:
+        raise ConfigError(f"method.data.source={data.source!r}: choose one of {sorted(preference_data.LOADERS)}")
+    if data.source == "jsonl" and not data.file:
+        raise ConfigError("method.data.file is required when method.data.source=jsonl")
+    if data.max_pairs is not None and data.max_pairs < 1:
+        raise ConfigError(f"method.data.max_pairs={data.max_pairs} must be at least 1 (or null for all)")
+
+
+def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
+    """Returns {"M0": ..., "M1": SimPO from M0 on the pairs}."""
+    check(cfg)
+    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    pairs = runner.run("preferences", preference_data.run, config={"data": plain(cfg.method.data)})
+    return {"M0": m0, "M1": train_simpo(cfg, runner, "policy", m0, pairs)}

@@ -1,0 +1,74 @@
+"""Table 2's Self-Rewarding baseline (Yuan et al., 2024), trained with SimPO like every row of the table.
+
+0. SFT from M0 on the seed set as instruction data plus LLM-as-judge data built from it (`seed_sft`; see
+   `synpo/stages/seed_sft.py` for how the judge examples are made): the model "ift_eft", Yuan et al.'s M1;
+then each iteration t = 1..T, from the previous model M(t-1) (the SFT model when t = 1):
+1. the prompts (`method.prompt_source`: SynPO's generator-written prompts by default, the same ones SynPO and
+   Sampling-Ranking train on; Yuan et al. let the model write its own, which is SynPO's idea in another form);
+2. M(t-1) answers each prompt `method.samples_per_prompt` times (4 in Yuan et al.; `iterN/samples`);
+3. M(t-1) judges each answer with the additive 5-point prompt, `method.judging.judgments` times, and the mean of the
+   parsable "Score: N" verdicts is the answer's score; unparsable verdicts are counted and never scored
+   (`iterN/judgments`);
+4. best vs worst score is the pair (ties and prompts with fewer than two scored answers give none; `iterN/pairs`);
+5. M(t) = SimPO from M(t-1) on the pairs of iteration t (Yuan et al. train each model from the previous one on the
+   new pairs only; `iterN/policy`).
+The `reward` group is not used: the model is its own judge.
+
+    synpo experiment=cpu_self_rewarding logger=none
+    synpo experiment=paper_self_rewarding_mistral
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from synpo.cli import ConfigError
+from synpo.methods.baselines import check_sampling, prompt_source, require_pairs, sample, train_simpo
+from synpo.methods.synpo import Recipe, plain
+from synpo.stage import Artifact, Runner
+from synpo.stages import base_model, best_worst_pairs, judge_samples, seed_set, seed_sft
+
+
+def check(cfg: DictConfig) -> None:
+    check_sampling(cfg)
+    m = cfg.method
+    if m.judging.judgments < 1:
+        raise ConfigError(f"method.judging.judgments={m.judging.judgments} must be at least 1")
+    if m.sft_items is not None and m.sft_items < 1:
+        raise ConfigError(f"method.sft_items={m.sft_items} must be at least 1 (or null for the whole seed set)")
+    if m.eft_items < 0:
+        raise ConfigError(f"method.eft_items={m.eft_items} must be 0 or more")
+
+
+def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
+    """Returns {"M0": ..., "ift_eft": the SFT model, "M1": ..., ...}."""
+    check(cfg)
+    r, m, seed = Recipe(cfg), cfg.method, cfg.seed
+    seeds = runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
+    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    prompts_of = prompt_source(cfg, runner, seeds, m0)
+    policy = runner.run(
+        "seed_sft",
+        seed_sft.run,
+        config={"sft": plain(m.seed_sft), "items": m.sft_items, "eft_items": m.eft_items, "seed": seed, **r.common},
+        inputs={"seed": seeds, "model": m0},
+    )
+    policies = {"M0": m0, "ift_eft": policy}
+    for t in range(1, m.iterations + 1):
+        it = f"iter{t}"
+        samples = sample(cfg, runner, f"{it}/samples", policy, prompts_of(t), seed + t)
+        judgments = runner.run(
+            f"{it}/judgments",
+            judge_samples.run,
+            config={"judging": plain(m.judging), "generation": plain(cfg.generation), "seed": seed + t, **r.common},
+            inputs={"judge": policy, "samples": samples},
+        )
+        pairs = runner.run(
+            f"{it}/pairs",
+            best_worst_pairs.run,
+            config={"iteration": t, "per_iteration": m.pairs_per_iteration, "seed": seed + t},
+            inputs={"samples": samples, "scores": judgments},
+        )
+        policy = train_simpo(cfg, runner, f"{it}/policy", policy, require_pairs(pairs, f"{it}/pairs"))
+        policies[f"M{t}"] = policy
+    return policies

@@ -1,0 +1,49 @@
+"""Self-Rewarding, each iteration: the current model judges each of its own sampled answers with the additive
+5-point LLM-as-judge prompt of Yuan et al. (2024), `method.judging.judgments` times (sampled), and an answer's score
+is the mean of its parsable verdicts ("Score: N", N in 0..5). A verdict that does not parse is counted and left out;
+an answer with no parsable verdict has no score (None) and can be neither chosen nor rejected."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from synpo.config import GenerationConfig, JudgingConfig
+from synpo.generation import Sampling, make_generator
+from synpo.io import read_jsonl, write_jsonl
+from synpo.models import model_from_artifact
+from synpo.templates import additive_judge_prompt, chat, parse_additive_score
+
+log = logging.getLogger(__name__)
+
+
+def score(verdicts: list[str]) -> tuple[float | None, int]:
+    """The mean of the parsable verdicts' points (None when none parses), and how many did not parse."""
+    points = [p for p in map(parse_additive_score, verdicts) if p is not None]
+    return (sum(points) / len(points) if points else None), len(verdicts) - len(points)
+
+
+def run(out: Path, config: dict, judge: Path, samples: Path) -> dict:
+    judging = JudgingConfig(**config["judging"])
+    rows = read_jsonl(samples / "answers.jsonl", ("id", "prompt"))
+    convs = [chat(additive_judge_prompt(r["prompt"], a), config["system_prompt"]) for r in rows for a in r["samples"]]
+    gen = make_generator(model_from_artifact(judge), GenerationConfig(**config["generation"]), config["dtype"])
+    sampling = Sampling(
+        max_new_tokens=judging.max_new_tokens,
+        temperature=judging.temperature,
+        n=judging.judgments,
+        seed=config["seed"],
+    )
+    verdicts = iter(gen.generate(convs, sampling, desc="judge own answers"))
+    judged, unparsable, unscored = [], 0, 0
+    for r in rows:
+        texts = [next(verdicts) for _ in r["samples"]]
+        scored = [score(t) for t in texts]
+        unparsable += sum(u for _, u in scored)
+        unscored += sum(s is None for s, _ in scored)
+        judged.append({"id": r["id"], "scores": [s for s, _ in scored], "verdicts": texts})
+    write_jsonl(out / "scores.jsonl", judged)
+    total = len(convs) * judging.judgments
+    if unparsable:
+        log.warning("self-judging: %d of %d verdicts did not parse; left out, never scored", unparsable, total)
+    return {"answers": len(convs), "verdicts": total, "unparsable": unparsable, "unscored_answers": unscored}
