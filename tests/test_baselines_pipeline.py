@@ -1,0 +1,132 @@
+"""The baselines end to end through the `synpo` command, on a tiny random model as M0 (seconds, not minutes):
+the stages each method runs, in order, and the pairs and starting points of its trainings."""
+
+from __future__ import annotations
+
+import json
+
+from synpo.io import read_jsonl
+
+
+def tiny(model) -> list[str]:
+    return [
+        "model.source=hub",
+        f"model.path={model}",
+        "model.name=tiny",
+        "logger=none",
+        "evaluation=none",
+        "optimizer.batch_size=2",
+        "optimizer.per_device_batch_size=2",
+        "optimizer.max_length=128",
+    ]
+
+
+def manifest(run_dir, stage: str) -> dict:
+    return json.loads((run_dir / "stages" / stage / "manifest.json").read_text())
+
+
+def run(tmp_path, *args: str):
+    from conftest import run_synpo
+
+    result = run_synpo(*args, cwd=tmp_path, home=tmp_path / "home", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs").glob("*/*")
+    return run_dir, json.loads((run_dir / "summary.json").read_text())
+
+
+def test_sampling_ranking_trains_m0_on_the_accumulated_best_and_worst(tiny_model, tmp_path):
+    run_dir, summary = run(
+        tmp_path,
+        "experiment=cpu_sampling_ranking",
+        *tiny(tiny_model),
+        "method.prompt_source=seed",
+        "method.prompts_per_iteration=3",
+        "method.samples_per_prompt=3",
+        "method.pairs_per_iteration=2",
+        "method.max_new_tokens.answer=8",
+        "reward.max_length=128",
+    )
+    stages = ["seed_set", "m0"] + [
+        f"iter{t}/{s}" for t in (1, 2) for s in ("samples", "sample_scores", "pairs", "policy")
+    ]
+    assert [s["label"] for s in summary["stages"]] == stages
+    assert set(summary["models"]) == {"M0", "M1", "M2"}
+    m0 = manifest(run_dir, "m0")["key"]
+    for t in (1, 2):
+        samples = {r["id"]: r for r in read_jsonl(run_dir / "stages" / f"iter{t}/samples/answers.jsonl")}
+        scores = {r["id"]: r["scores"] for r in read_jsonl(run_dir / "stages" / f"iter{t}/sample_scores/scores.jsonl")}
+        assert len(samples) == 3 and all(len(r["samples"]) == 3 for r in samples.values())
+        for p in read_jsonl(run_dir / "stages" / f"iter{t}/pairs/pairs.jsonl"):
+            answers, s = samples[p["id"]]["samples"], scores[p["id"]]
+            assert p["chosen"] == answers[s.index(max(s))] and p["rejected"] == answers[s.index(min(s))]
+        policy = manifest(run_dir, f"iter{t}/policy")
+        assert policy["inputs"]["m0"]["key"] == m0  # SimPO from M0, as SynPO
+        assert policy["counts"]["pairs"] == manifest(run_dir, f"iter{t}/pairs")["counts"]["preference_set"]
+    # iteration 2 samples from M1
+    assert manifest(run_dir, "iter2/samples")["inputs"]["model"]["key"] == manifest(run_dir, "iter1/policy")["key"]
+
+
+def test_seed_only_variants_train_on_the_pairs_they_describe(tiny_model, tmp_path):
+    run_dir, summary = run(
+        tmp_path,
+        "experiment=cpu_seed_only",
+        *tiny(tiny_model),
+        "method.seed_items=3",
+        "method.max_new_tokens.answer=8",
+        "method.sft.batch_size=4",
+        "method.sft.per_device_batch_size=2",
+        "method.sft.max_length=128",
+    )
+    assert set(summary["models"]) == {"M0", "seed_sft", "seed_po", "seed_sft_po", "seed_po_multi_epoch"}
+    seed = {r["id"]: r for r in read_jsonl(run_dir / "stages" / "seed_set" / "train.jsonl")}
+    answers = {r["id"]: r["answer"] for r in read_jsonl(run_dir / "stages" / "seed_answers" / "answers.jsonl")}
+    assert (
+        len(answers) == 3
+        and manifest(run_dir, "seed_answers")["inputs"]["model"]["key"] == manifest(run_dir, "m0")["key"]
+    )
+    pairs = read_jsonl(run_dir / "stages" / "seed_pairs" / "preference_set.jsonl")
+    assert pairs and all(p["chosen"] == seed[p["id"]]["gold"] and p["rejected"] == answers[p["id"]] for p in pairs)
+    examples = read_jsonl(run_dir / "stages" / "seed_sft" / "examples.jsonl")
+    assert [(e["prompt"], e["target"]) for e in examples] == [
+        (seed[i]["prompt"], seed[i]["gold"]) for i in list(seed)[:3]
+    ]
+    key = {s: manifest(run_dir, s)["key"] for s in ("m0", "seed_sft", "seed_pairs")}
+    starts = {s: manifest(run_dir, s)["inputs"] for s in ("seed_po", "seed_sft_po", "seed_po_multi_epoch")}
+    assert starts["seed_po"]["m0"]["key"] == starts["seed_po_multi_epoch"]["m0"]["key"] == key["m0"]
+    assert starts["seed_sft_po"]["m0"]["key"] == key["seed_sft"]
+    assert all(s["preferences"]["key"] == key["seed_pairs"] for s in starts.values())
+    steps = {s: manifest(run_dir, s)["counts"]["steps"] for s in starts}
+    assert steps["seed_po_multi_epoch"] == 2 * steps["seed_po"]
+    assert manifest(run_dir, "seed_po_multi_epoch")["config"]["optimizer"]["num_epochs"] == 2
+
+
+def test_self_rewarding_starts_from_its_sft_and_judges_with_the_current_model(tiny_model, tmp_path):
+    """A random model's verdicts never parse: the run must stop at the pairs, saying so, after judging."""
+    from conftest import run_synpo
+
+    args = [
+        "experiment=cpu_self_rewarding",
+        *tiny(tiny_model),
+        "method.prompt_source=seed",
+        "method.prompts_per_iteration=2",
+        "method.samples_per_prompt=2",
+        "method.max_new_tokens.answer=8",
+        "method.judging.max_new_tokens=4",
+        "method.iterations=1",
+        "method.sft_items=2",
+        "method.eft_items=2",
+        "method.seed_sft.batch_size=4",
+        "method.seed_sft.per_device_batch_size=2",
+        "method.seed_sft.max_length=128",
+    ]
+    result = run_synpo(*args, cwd=tmp_path, home=tmp_path / "home", timeout=600)
+    assert result.returncode == 2
+    assert "iter1/pairs: no best-vs-worst pair to train on (dropped_fewer_than_two_scored=2)" in result.stderr
+    (run_dir,) = (tmp_path / "outputs").glob("*/*")
+    counts = manifest(run_dir, "seed_sft")["counts"]
+    assert (counts["ift_examples"], counts["eft_examples"]) == (2, 6)
+    judged = manifest(run_dir, "iter1/judgments")
+    assert judged["inputs"]["judge"]["key"] == manifest(run_dir, "seed_sft")["key"]
+    assert judged["counts"]["unparsable"] == judged["counts"]["verdicts"] == 4
+    dropped = read_jsonl(run_dir / "stages" / "iter1" / "pairs" / "dropped.jsonl")
+    assert [d["reason"] for d in dropped] == ["fewer_than_two_scored"] * 2
