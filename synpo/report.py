@@ -8,6 +8,11 @@ Reads every job's `.hydra/config.yaml`, `.hydra/overrides.yaml` and `summary.jso
 - `open_llm.md` / `open_llm.csv`: the Open LLM tasks and their average (Table 4), when evaluated;
 - `<metric>_vs_beta.png` (one line per iteration) and `<metric>_vs_iteration.png` (one line per job).
 Jobs a sweep planned but that have no summary yet are listed as missing, not treated as errors.
+
+`synpo-report --table 2 DIR [DIR ...]` lays out runs of several methods (run or sweep folders) as the paper's
+Table 2 in `table2.md` / `table2.csv` (under `--out`, default `./report`), and prints it: one row per evaluated
+model with the method as a column (M0 is the `sft` row, shown once), AlpacaEval 2 LC / WR and Arena-Hard, then the
+paper's rows of SFT, the three baselines and SynPO, labelled `paper`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import csv
 import itertools
 import json
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -73,17 +79,20 @@ def _sweep_plan(root: Path) -> list[tuple[str, ...]] | None:
     return [tuple(c) for c in itertools.product(*axes)]
 
 
+def job_dirs(root: Path) -> list[Path]:
+    """The run folder itself (finished or not), or the job folders of a sweep."""
+    if (root / "summary.json").is_file() or (root / ".hydra").is_dir():
+        return [root]
+    if (root / "multirun.yaml").is_file() or any(root.glob("*/.hydra")):
+        return sorted((p for p in root.iterdir() if (p / ".hydra").is_dir()), key=lambda p: p.name)
+    raise ReportError(f"{root} is not a sweep or run directory (no multirun.yaml, job folders or summary.json)")
+
+
 def collect(root: Path) -> tuple[list[dict], list[str]]:
     """Rows of every finished job under `root`, and the planned jobs that have not finished."""
-    if (root / "summary.json").is_file():
-        job_dirs = [root]
-    elif (root / "multirun.yaml").is_file() or any(root.glob("*/.hydra")):
-        job_dirs = sorted((p for p in root.iterdir() if (p / ".hydra").is_dir()), key=lambda p: p.name)
-    else:
-        raise ReportError(f"{root} is not a sweep or run directory (no multirun.yaml, job folders or summary.json)")
     finished = {
         job: list(OmegaConf.load(job / ".hydra" / "overrides.yaml"))
-        for job in job_dirs
+        for job in job_dirs(root)
         if (job / "summary.json").is_file()
     }
     # Overrides every job shares say nothing about a row: only what varies is shown.
@@ -103,7 +112,8 @@ def job_rows(job: Path, overrides: list[str]) -> list[dict]:
     evaluation = summary.get("evaluation", {})
     rows = []
     for name in summary["models"]:
-        t = int(name[1:])
+        # M<t> is iteration t; other models (SPA's seed_dpo, Self-Rewarding's ift_eft, ...) have no iteration.
+        t = int(name[1:]) if re.fullmatch(r"M\d+", name) else None
         it = f"iter{t}"
         selected = counts.get(f"{it}/select_beta", {}).get("best_beta")
         policy = counts.get(f"{it}/policy" if selected is None else f"{it}/policy_beta{selected:g}", {})
@@ -175,7 +185,9 @@ def plot(rows: list[dict], metrics: list[str], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for job in sorted({r["job"] for r in rows}):
             xs = [
-                (r["iteration"], r[metric]) for r in rows if r["job"] == job and isinstance(r.get(metric), int | float)
+                (r["iteration"], r[metric])
+                for r in rows
+                if r["job"] == job and r["iteration"] is not None and isinstance(r.get(metric), int | float)
             ]
             if xs:
                 ax.plot(
@@ -212,15 +224,104 @@ def report(root: Path, out: Path) -> dict:
     return {"rows": len(rows), "missing": missing, "out": str(out), "plots": [p.name for p in plots]}
 
 
+# Table 2 of the paper: its columns and its methods, in its order.
+TABLE2_COLUMNS = ["AE2 LC", "AE2 WR", "Arena-Hard"]
+TABLE2_METHODS = ["sft", "offline_simpo", "sampling_ranking", "self_rewarding", "synpo"]
+
+
+def table2_rows(dirs: list[Path]) -> tuple[list[dict], list[str]]:
+    """One row per evaluated model of every run under `dirs`; M0 is the `sft` row, kept once per base model and
+    evaluation. Returns the rows and notes (runs without evaluation, runs evaluated with other settings)."""
+    rows, notes, settings, seen_m0 = [], [], {}, set()
+    for root in dirs:
+        for job in job_dirs(root):
+            if not (job / "summary.json").is_file():
+                notes.append(f"{job}: not finished (no summary.json), left out")
+                continue
+            cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
+            evaluation = json.loads((job / "summary.json").read_text()).get("evaluation", {})
+            if not evaluation:
+                notes.append(f"{job}: not evaluated (evaluation=none), left out")
+                continue
+            settings.setdefault(json.dumps(OmegaConf.to_container(cfg.evaluation), sort_keys=True), []).append(job)
+            for name, results in evaluation.items():
+                columns = evaluation_columns(results)
+                row = {
+                    "source": "this project",
+                    "method": "sft" if name == "M0" else cfg.method.name,
+                    "base": cfg.model.name,
+                    "model": name,
+                    **{c: columns[c] for c in TABLE2_COLUMNS},
+                    "unparsable verdicts": columns["unparsable verdicts"],
+                    "run": str(job),
+                }
+                if name == "M0":
+                    key = (row["base"], *(row[c] for c in TABLE2_COLUMNS))
+                    if key in seen_m0:
+                        continue
+                    seen_m0.add(key)
+                rows.append(row)
+    if len(settings) > 1:
+        groups = "; ".join(", ".join(str(j) for j in jobs) for jobs in settings.values())
+        notes.append(f"The runs were evaluated with different settings, not comparable across groups: {groups}")
+
+    def order(row: dict) -> tuple:
+        method = TABLE2_METHODS.index(row["method"]) if row["method"] in TABLE2_METHODS else len(TABLE2_METHODS)
+        iteration = int(row["model"][1:]) if re.fullmatch(r"M\d+", row["model"]) else -1
+        return (method, row["method"], row["base"], iteration, row["model"])
+
+    return sorted(rows, key=order), notes
+
+
+def table2_paper_rows() -> tuple[list[dict], str]:
+    """The paper's Table 2: SFT and SynPO's iterations, then the baselines at the iteration it reports."""
+    data = json.loads(resources.files("synpo").joinpath("data/paper_tables.json").read_text())
+    rows = []
+    for r in data["main"] + data["table2_baselines"]:
+        method = r.get("method") or ("sft" if r["iteration"] == "SFT" else "synpo")
+        model = r["iteration"] if method == "sft" else f"iteration {r['iteration']}"
+        rows.append({"source": "paper", "method": method, "base": r["model"], "model": model, "run": "-"})
+        rows[-1].update({c: r.get(c) for c in TABLE2_COLUMNS})
+    bases = list(dict.fromkeys(r["base"] for r in rows))  # the paper's order: Mistral-Base, then Llama3-Base
+    return sorted(rows, key=lambda r: (bases.index(r["base"]), TABLE2_METHODS.index(r["method"]))), data["source"]
+
+
+def report_table2(dirs: list[Path], out: Path) -> dict:
+    rows, notes = table2_rows(dirs)
+    if not rows:
+        raise ReportError("no evaluated run among " + ", ".join(map(str, dirs)) + " (run with evaluation=demo)")
+    paper, source = table2_paper_rows()
+    notes.append(
+        "Rows of this project are the mini suites' scores (AlpacaEval-style LC / WR, Arena-Hard-style WR, in %, "
+        "judged by the local judge), not the benchmarks'; unparsable judge verdicts are counted, never scored."
+    )
+    notes.append(f"Paper rows: {source}; the baselines at the iteration the paper reports.")
+    out.mkdir(parents=True, exist_ok=True)
+    columns = ["source", "method", "base", "model", *TABLE2_COLUMNS, "unparsable verdicts", "run"]
+    write_table(rows + paper, columns, out / "table2", "Table 2: SFT, the baselines and SynPO", notes)
+    return {"rows": len(rows), "out": str(out), "text": (out / "table2.md").read_text()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="synpo-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("dir", type=Path, help="a sweep folder (multirun/<date>/<time>) or one run folder")
-    parser.add_argument("--out", type=Path, help="where to write (default: DIR/report)")
+    parser.add_argument(
+        "dirs", type=Path, nargs="+", metavar="DIR", help="a sweep folder (multirun/<date>/<time>) or one run folder"
+    )
+    parser.add_argument(
+        "--table", choices=["main", "2"], default="main", help="main: one sweep or run (default); 2: Table 2 of runs"
+    )
+    parser.add_argument("--out", type=Path, help="where to write (default: DIR/report; ./report for --table 2)")
     args = parser.parse_args(argv)
     try:
-        result = report(args.dir, args.out or args.dir / "report")
+        if args.table == "2":
+            result = report_table2(args.dirs, args.out or Path("report"))
+            print(result["text"] + f"\n{result['rows']} rows -> {result['out']}/table2.md, table2.csv")
+            return 0
+        if len(args.dirs) > 1:
+            raise ReportError("give one DIR (several run folders go with --table 2)")
+        result = report(args.dirs[0], args.out or args.dirs[0] / "report")
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
