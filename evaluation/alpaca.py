@@ -16,6 +16,12 @@ rows). Neither exists for instructions written for a mini suite. So:
   repeats `_get_featurized_data`'s few feature lines without the download (the file only feeds columns this
   formula does not use) and fits with alpaca-eval's `make_dmatrix_for_model` and `fit_LogisticRegressionCV`; the
   tests check it equals `get_length_controlled_winrate(glm_name="length_controlled_minimal")` fed the same data.
+
+Reading the verdict. With `judge.verdict=generate` the judge's text is parsed ("m" or "M" first, else unparsable).
+With `judge.verdict=logprobs` the judge writes nothing: its log-probabilities of "m" and "M" as the first tokens of
+its answer go through alpaca-eval's own `logprob_parser` with the settings of AE2's default annotator
+(`weighted_alpaca_eval_gpt4_turbo`, which reads GPT-4 Turbo's top log-probabilities of these two tokens the same
+way), so the preference is weighted: 1 + P(M) / (P(m) + P(M)) in the order shown.
 """
 
 from __future__ import annotations
@@ -34,11 +40,23 @@ SEED = 123  # alpaca-eval's default processor seed
 GLMS = ("length_controlled_v1", "length_controlled_minimal")
 
 
-def _template() -> str:
+def _configs() -> Path:
     import alpaca_eval
 
-    root = Path(alpaca_eval.__file__).parent / "evaluators_configs"
-    return (root / "alpaca_eval_clf_gpt4_turbo" / "alpaca_eval_clf.txt").read_text(encoding="utf-8")
+    return Path(alpaca_eval.__file__).parent / "evaluators_configs"
+
+
+def _template() -> str:
+    return (_configs() / "alpaca_eval_clf_gpt4_turbo" / "alpaca_eval_clf.txt").read_text(encoding="utf-8")
+
+
+def weighted_parser_kwargs() -> dict:
+    """`logprob_parser`'s settings in AE2's weighted annotator: numerator "m", denominators ["m", "M"]."""
+    import yaml
+
+    path = _configs() / "weighted_alpaca_eval_gpt4_turbo" / "configs.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))["weighted_alpaca_eval_gpt4_turbo"]
+    return config["completion_parser_kwargs"]
 
 
 def load_suite(data: str, limit: int | None = None) -> list[dict]:
@@ -78,6 +96,17 @@ def parse_preference(completion: str, switched: bool) -> float | None:
     if not match:
         return None
     shown = 1.0 if match.group(1) == "m" else 2.0
+    return 3.0 - shown if switched else shown
+
+
+def weighted_preference(logprobs: dict[str, float], switched: bool) -> float:
+    """AE2's weighted preference from the judge's log-probabilities of its first answer token ({"m": .., "M": ..}):
+    `logprob_parser` on them as if they were the top log-probabilities of an OpenAI completion, then unswitched."""
+    from alpaca_eval.completion_parsers import logprob_parser
+
+    top = [{"token": token, "logprob": value} for token, value in logprobs.items()]
+    completion = {"logprobs": {"content": [{"top_logprobs": top}]}}
+    shown = float(logprob_parser(completion, **weighted_parser_kwargs())[0])
     return 3.0 - shown if switched else shown
 
 
@@ -165,17 +194,24 @@ def evaluate(ctx, cfg) -> dict:
         verdicts = iter(())
         if ask:
             conversations, switched = judge_conversations(ask)
-            completions = ctx.judge().complete(conversations)
-            verdicts = iter(zip(completions, switched, strict=True))
+            if ctx.judge_cfg.verdict == "logprobs":
+                options = weighted_parser_kwargs()["denominator_tokens"]
+                logprobs = [
+                    dict(zip(options, row, strict=True)) for row in ctx.judge().option_logprobs(conversations, options)
+                ]
+                completions = [max(lp, key=lp.get) for lp in logprobs]
+            else:
+                completions, logprobs = ctx.judge().complete(conversations), [None] * len(conversations)
+            verdicts = iter(zip(completions, logprobs, switched, strict=True))
         out = []
         for p, s in zip(chunk, same, strict=True):
             if s:
                 out.append({**p, "annotator": ctx.judge_name, "preference": 1.5, "raw_completion": None})
             else:
-                text, sw = next(verdicts)
-                pref = parse_preference(text, sw)
+                text, lp, sw = next(verdicts)
+                pref = parse_preference(text, sw) if lp is None else weighted_preference(lp, sw)
                 row = {**p, "annotator": ctx.judge_name, "preference": pref, "raw_completion": text}
-                out.append({**row, "is_switched_outputs": sw})
+                out.append({**row, "is_switched_outputs": sw, **({"logprobs": lp} if lp else {})})
         return out
 
     annotations = ItemLog(ctx.work / "annotations.jsonl", "index").fill(pairs, judge, ctx.chunk)

@@ -6,6 +6,9 @@ and user template, the verdict regex and its "no verdict -> ask to continue" sec
 baseline as assistant A and game 2 swapped, strong verdicts counted `weight` (3) times, unknown verdicts dropped,
 the Bradley-Terry fit as an unpenalised logistic regression on duplicated battles (ties = one win each way),
 ratings anchored at the baseline = 1000, and a bootstrap over battles whose 2.5 / 97.5 percentiles give the CI.
+
+With `judge.verdict=logprobs` (a local judge) the judge writes no judgment: its answer is started with "[[" and the
+verdict is the label of `LABELS` whose tokens, closed by "]]", are the most probable; no second attempt is needed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.common import ItemLog, load_rows
+from synpo.judges import best
 
 SYSTEM_PROMPT = (
     "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to the "
@@ -46,6 +50,7 @@ CONTINUE = "continue your judgment and finish by outputting a final verdict labe
 VERDICT = re.compile(r"\[\[([AB<>=]+)\]\]")
 # Verdict -> winner of the game when A is the first-named model; anything else is dropped (weight 0).
 WINNER = {"A=B": "tie", "A>B": "a", "A>>B": "a", "B>A": "b", "B>>A": "b"}
+LABELS = ["A>>B", "A>B", "A=B", "B>A", "B>>A"]
 
 
 def parse_verdict(judgment: str) -> tuple[str | None, bool]:
@@ -129,7 +134,12 @@ def judge_games(ctx, pairs: list[dict], attempts: int) -> list[dict]:
             user = PROMPT_TEMPLATE.format(question_1=p["question"], answer_1=a1, answer_2=a2)
             convs.append([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}])
             games.append({"user_prompt": user, "judgment": "", "score": None})
-    pending = list(range(len(convs)))
+    logprobs = ctx.judge_cfg.verdict == "logprobs"
+    if logprobs:
+        for game, row in zip(games, ctx.judge().option_logprobs(convs, LABELS, prefill="[[", suffix="]]"), strict=True):
+            label = LABELS[best(row)]
+            game.update(judgment=f"[[{label}]]", score=label, logprobs=dict(zip(LABELS, row, strict=True)))
+    pending = [] if logprobs else list(range(len(convs)))
     for attempt in range(attempts):
         if not pending:
             break

@@ -6,6 +6,10 @@ files: per-category sampling temperatures, the second question asked after the m
 `single-v1` / `single-v1-multi-turn` prompts and their reference-guided `single-math-v1*` versions for
 math / reasoning / coding, "[[rating]]" parsed with "[rating]" as fallback, unparsable = -1 and left out of
 the means (counted here).
+
+With `judge.verdict=logprobs` (a local judge) the judge writes no explanation: its answer is started with
+"Rating: [[" (the prompt's own example) and the rating is the one of 1..10 whose tokens, closed by "]]", are the
+most probable.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import uuid
 from collections import defaultdict
 
 from evaluation.common import EvaluationError, ItemLog, load_rows
+from synpo.judges import best
 
 TEMPERATURE = {
     "writing": 0.7,
@@ -76,6 +81,7 @@ PROMPTS = {
         "<|The End of Assistant A's Conversation with User|>",
     ),
 }
+RATINGS = [str(r) for r in range(1, 11)]
 ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 
@@ -187,7 +193,12 @@ def evaluate(ctx, cfg) -> dict:
 
     def judge(chunk: list[dict]) -> list[dict]:
         built = [judge_conversation(it["question"], it["answers"], it["turn"]) for it in chunk]
-        texts = ctx.judge().complete([conv for _, conv in built])
+        if ctx.judge_cfg.verdict == "logprobs":
+            rows = ctx.judge().option_logprobs([conv for _, conv in built], RATINGS, "Rating: [[", "]]")
+            texts = [f"Rating: [[{RATINGS[best(row)]}]]" for row in rows]
+            extra = [{"logprobs": dict(zip(RATINGS, row, strict=True))} for row in rows]
+        else:
+            texts, extra = ctx.judge().complete([conv for _, conv in built]), [{}] * len(built)
         return [
             {
                 "key": it["key"],
@@ -197,8 +208,9 @@ def evaluate(ctx, cfg) -> dict:
                 "user_prompt": conv[1]["content"],
                 "judgment": text,
                 "score": parse_rating(text),
+                **more,
             }
-            for it, (name, conv), text in zip(chunk, built, texts, strict=True)
+            for it, (name, conv), text, more in zip(chunk, built, texts, extra, strict=True)
         ]
 
     judgments = ItemLog(ctx.work / "model_judgment.jsonl", "key").fill(items, judge, ctx.chunk)

@@ -278,7 +278,10 @@ def test_configs_compose_and_paper_carries_the_papers_settings():
     with initialize_config_dir(config_dir=conf, version_base=None):
         mini = compose(config_name="config", overrides=["evaluation=mini"]).evaluation
         paper = compose(config_name="config", overrides=["evaluation=paper"]).evaluation
+        demo = compose(config_name="config", overrides=["evaluation=demo"]).evaluation
     assert "mini" in mini.alpaca_eval.name and mini.judge.backend == "local"
+    # The small local judge's verdicts are read from its log-probabilities; GPT-4's are parsed from its judgments.
+    assert (mini.judge.verdict, demo.judge.verdict, paper.judge.verdict) == ("logprobs", "logprobs", "generate")
     assert (paper.alpaca_eval.data, paper.alpaca_eval.temperature, paper.alpaca_eval.max_new_tokens) == (
         "hub",
         0.7,

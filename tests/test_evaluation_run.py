@@ -4,6 +4,7 @@ suites end to end with the tiny model as policy and judge, and resuming a suite 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -69,6 +70,45 @@ def test_judged_mini_suites_end_to_end_with_a_tiny_policy_and_judge(tiny_model, 
     monkeypatch.setattr("synpo.generation.make_generator", no_generation)
     again = evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")
     assert again["mt_bench_mini"]["metrics"] == mt
+
+
+def test_every_local_judge_verdict_parses_in_logprobs_mode(tiny_model, tmp_path):
+    from evaluation.arena_hard import WINNER
+
+    cfg = judged_config(tiny_model, limit=3)
+    cfg.judge.verdict = "logprobs"
+    results = evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")
+    ae = results["alpaca_eval_mini"]["metrics"]
+    assert ae["n_unparsable"] == 0 and ae["win_rate"] is not None
+    rows = [json.loads(line) for line in (tmp_path / "tiny" / "alpaca_eval_mini" / "annotations.jsonl").open()]
+    for r in rows:
+        if r["raw_completion"] is not None:  # judged (identical answers are a tie without a judge)
+            # AE2's weighted preference: 1 + P(model's answer) among the two identifiers.
+            p_m, p_big = (math.exp(r["logprobs"][t]) for t in ("m", "M"))
+            p_model = (p_m if r["is_switched_outputs"] else p_big) / (p_m + p_big)
+            assert r["preference"] == pytest.approx(1 + p_model)
+    ah = results["arena_hard_mini"]["metrics"]
+    assert ah["n_unparsable"] == 0 and ah["n_battles"] >= ah["n_games"]
+    games = [
+        g
+        for line in (tmp_path / "tiny" / "arena_hard_mini" / "model_judgment.jsonl").open()
+        for g in json.loads(line)["games"]
+    ]
+    # Each game's verdict is its most probable label.
+    assert all(g["score"] == max(g["logprobs"], key=g["logprobs"].get) and g["score"] in WINNER for g in games)
+    mt = results["mt_bench_mini"]["metrics"]
+    assert mt["n_unparsable"] == 0 and 1 <= mt["average"] <= 10
+    for j in map(json.loads, (tmp_path / "tiny" / "mt_bench_mini" / "model_judgment.jsonl").open()):
+        assert j["score"] == float(max(j["logprobs"], key=j["logprobs"].get)) and len(j["logprobs"]) == 10
+    saved = json.loads((tmp_path / "tiny" / "mt_bench_mini.json").read_text())
+    assert saved["judge"]["verdict"] == "logprobs"
+
+
+def test_openai_judge_with_logprobs_verdict_fails_before_generation(tiny_model):
+    cfg = judged_config(tiny_model, limit=1)
+    cfg.judge = JudgeConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="gpt-4", verdict="logprobs")
+    with pytest.raises(evaluation.EvaluationError, match=r"evaluation\.judge\.verdict=logprobs"):
+        evaluation.validate(str(tiny_model), cfg)
 
 
 class FlakyJudge:
