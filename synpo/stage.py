@@ -13,15 +13,16 @@ crash so that trainers resume from their last checkpoint in it.
 
 from __future__ import annotations
 
+import ast
 import fcntl
+import functools
 import hashlib
-import inspect
+import importlib.util
 import json
 import logging
 import os
 import shutil
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,9 +68,49 @@ class StageRecord:
     path: str
 
 
+PROJECT_PACKAGES = ("synpo", "evaluation")
+
+
+def _project_modules(name: str) -> dict[str, str]:
+    """{module: source file} of `name` and every project module it imports, directly or not (imports inside
+    functions included): the code a stage's outputs depend on."""
+    found: dict[str, str] = {}
+    todo = [name]
+    while todo:
+        module = todo.pop()
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):  # `from pkg import name` where name is not a module
+            spec = None
+        if module in found or spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        found[module] = spec.origin
+        package = module if spec.submodule_search_locations else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{parent}.{base}" if base else parent
+                todo += [base, *(f"{base}.{a.name}" for a in node.names)]
+        todo = [m for m in todo if m.split(".")[0] in PROJECT_PACKAGES]
+    return found
+
+
+@functools.cache
+def code_version_of(module: str) -> str:
+    h = hashlib.sha256()
+    for name, origin in sorted(_project_modules(module).items()):
+        h.update(name.encode() + b"\0" + Path(origin).read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def code_version(fn: Callable) -> str:
-    """A digest of the stage's module source: editing a stage invalidates its cached outputs."""
-    return hashlib.sha256(inspect.getsource(sys.modules[fn.__module__]).encode()).hexdigest()[:12]
+    """A digest of the stage's module and of every project module it imports (the library code it runs, e.g.
+    `synpo.training` or the `evaluation` suites): editing any of them invalidates the stage's cached outputs."""
+    return code_version_of(fn.__module__)
 
 
 def stage_key(stage: str, config: dict, inputs: dict[str, Artifact], version: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import stages_for_tests
 
+from synpo import stage
 from synpo.stage import Runner
 
 
@@ -99,3 +100,31 @@ def test_concurrent_jobs_compute_an_entry_once(tmp_path):
     outputs = [job.communicate(timeout=120)[0].split() for job in jobs]
     assert outputs[0][0] == outputs[1][0]
     assert sorted(o[1] for o in outputs) == ["False", "True"]
+
+
+def test_code_version_follows_the_library_code_a_stage_imports(tmp_path, monkeypatch):
+    """Editing a module the stage only imports (inside a function, relatively) must invalidate its entries."""
+    package = tmp_path / "toypkg"
+    (package / "stages").mkdir(parents=True)
+    for init in (package / "__init__.py", package / "stages" / "__init__.py"):
+        init.write_text("")
+    (package / "stages" / "work.py").write_text("def run(out, config):\n    from ..lib import helper\n")
+    (package / "lib.py").write_text("def helper():\n    return 1\n")
+    (package / "unrelated.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(stage, "PROJECT_PACKAGES", ("toypkg",))
+
+    def version() -> str:
+        stage.code_version_of.cache_clear()
+        return stage.code_version_of("toypkg.stages.work")
+
+    before = version()
+    (package / "unrelated.py").write_text("X = 2\n")
+    assert version() == before
+    (package / "lib.py").write_text("def helper():\n    return 2\n")
+    assert version() != before
+
+
+def test_stage_code_includes_the_library_and_evaluation_code_it_runs():
+    assert {"synpo.training", "synpo.stages.simpo"} <= set(stage._project_modules("synpo.stages.simpo"))
+    assert "evaluation.alpaca" in stage._project_modules("synpo.stages.evaluate")
