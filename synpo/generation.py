@@ -11,7 +11,8 @@ With `generation.data_parallel_size` > 1, any backend is wrapped by `ShardedGene
 contiguous shards, each generated in its own spawned process by its own engine (on its own
 `tensor_parallel_size` GPUs), and the results concatenated in the original order. A shard starting at prompt
 `start` samples with seed + start, so the vllm backend's per-prompt seeds (seed + index) are the same as
-without sharding; the hf backend, which seeds per batch, is deterministic for a given data_parallel_size.
+without sharding; the hf backend, whose batches (and so their seeds) depend on which prompts are batched
+together, is deterministic for a given data_parallel_size.
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ def _train_and_save(trainer, out: Path, tokenizer) -> dict:
         "final_loss": round(float(history[-1]["loss"]), 4) if history else None,
         "steps": int(result.global_step),
         "processes": int(trainer.args.world_size),
+        "train_seconds": round(float(result.metrics["train_runtime"]), 2),
         "resumed": resume,
     }
 
