@@ -173,8 +173,10 @@ class Judge(Reward):
     gap = P(chosen wins) averaged over the two orders - 0.5, in [-0.5, 0.5], where a win counts 1, a tie ([[C]])
     0.5 and a loss 0: with threshold 0.25 a pair is kept only when chosen wins in both orders. A pair whose two
     verdicts do not both parse is not scored (gap None, its "unparsed" count says how many failed): the stages
-    count it as "unscored" and leave it out. The judge is `reward.judge` (a local model, M0 by default, or an
-    OpenAI-compatible endpoint).
+    count it as "unscored" and leave it out. With `reward.judge.verdict=logprobs` the verdicts are probabilities
+    instead, P(A), P(B), P(C) of [[A]], [[B]], [[C]] (AlpacaEval 2's weighted annotator reads its judge the same
+    way): a win counts P(chosen's letter) + P(C) / 2, so the gap is continuous and every pair is scored. The judge
+    is `reward.judge` (a local model, M0 by default, or an OpenAI-compatible endpoint).
     """
 
     def __init__(self, cfg: RewardConfig, m0_path: str, system_prompt: str | None = None):
@@ -187,10 +189,9 @@ class Judge(Reward):
             for a, b in ((c, r), (r, c)):
                 text = JUDGE_PAIRWISE_TEMPLATE.format(question=p, answer_a=a, answer_b=b)
                 conversations.append([{"role": "user", "content": text}])
-        if self.client.cfg.verdict == "logprobs":  # the most probable of [[A]], [[B]], [[C]]: always a verdict
-            verdicts = self.client.choose(conversations, ["A", "B", "C"], prefill="[[", suffix="]]")
-        else:
-            verdicts = [parse_verdict(t) for t in self.client.complete(conversations)]
+        if self.client.cfg.verdict == "logprobs":
+            return self._weighted_gaps(conversations)
+        verdicts = [parse_verdict(t) for t in self.client.complete(conversations)]
         results = []
         for first, second in zip(verdicts[::2], verdicts[1::2], strict=True):
             # chosen is A in the first order, B in the second.
@@ -203,6 +204,17 @@ class Judge(Reward):
             log.warning(
                 "reward=judge: %d of %d verdicts did not parse; their pairs are unscored", unparsed, len(verdicts)
             )
+        return results
+
+    def _weighted_gaps(self, conversations: list[list[dict]]) -> list[dict]:
+        rows = self.client.option_logprobs(conversations, ["A", "B", "C"], prefill="[[", suffix="]]")
+        probs = torch.tensor(rows).softmax(-1).tolist()
+        results = []
+        for first, second in zip(probs[::2], probs[1::2], strict=True):
+            # chosen is A in the first order, B in the second; a tie is worth half a win.
+            wins = [first[0] + first[2] / 2, second[1] + second[2] / 2]
+            verdicts = ["ABC"[max(range(3), key=p.__getitem__)] for p in (first, second)]
+            results.append({"gap": sum(wins) / 2 - 0.5, "verdicts": verdicts, "win_probs": wins, "unparsed": 0})
         return results
 
 

@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 from synpo.config import JudgeConfig, RewardConfig
 from synpo.judges import JudgeError, make_judge_client
-from synpo.rewards import check_reward, make_reward, parse_verdict
+from synpo.rewards import JUDGE_PAIRWISE_TEMPLATE, check_reward, make_reward, parse_verdict
 
 KEY_ENV = "SYNPO_TEST_JUDGE_KEY"
 
@@ -269,6 +270,20 @@ def test_local_judge_reward_in_logprobs_mode_scores_every_pair(tiny_model):
     gaps = make_reward(cfg, str(tiny_model)).gaps(["What is 2 + 2?", "Name a colour."], ["4", "Blue."], ["5", "Ten."])
     assert all(g["unparsed"] == 0 and g["gap"] is not None for g in gaps)
     assert all(set(g["verdicts"]) <= {"A", "B", "C"} for g in gaps)
+
+
+def test_logprobs_judge_gap_is_the_probability_weighted_win_over_both_orders(tiny_model):
+    reward = make_reward(RewardConfig(name="judge", judge=JudgeConfig(verdict="logprobs")), str(tiny_model))
+    gaps = reward.gaps(["What is 2 + 2?"], ["4"], ["5"])
+    # By hand from the same log-probabilities: P(A) + P(C)/2 with chosen first, P(B) + P(C)/2 with chosen second.
+    conversations = [
+        [{"role": "user", "content": JUDGE_PAIRWISE_TEMPLATE.format(question="What is 2 + 2?", answer_a=a, answer_b=b)}]
+        for a, b in (("4", "5"), ("5", "4"))
+    ]
+    rows = reward.client.option_logprobs(conversations, ["A", "B", "C"], prefill="[[", suffix="]]")
+    (a1, b1, c1), (a2, b2, c2) = (torch.tensor(r).softmax(-1).tolist() for r in rows)
+    assert gaps[0]["gap"] == pytest.approx(((a1 + c1 / 2) + (b2 + c2 / 2)) / 2 - 0.5)
+    assert -0.5 <= gaps[0]["gap"] <= 0.5
 
 
 def test_logprobs_verdict_needs_a_local_judge_and_a_known_mode():
