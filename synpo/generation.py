@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,18 +32,12 @@ from tqdm.auto import tqdm
 
 from synpo.config import GenerationConfig
 from synpo.models import load_causal_lm, load_tokenizer
+from synpo.registry import Registry
 
 log = logging.getLogger(__name__)
 
-BACKENDS: dict[str, Callable[..., Generator]] = {}
-
-
-def register_backend(name: str):
-    def wrap(cls):
-        BACKENDS[name] = cls
-        return cls
-
-    return wrap
+BACKENDS = Registry()
+register_backend = BACKENDS.register
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -17,19 +16,13 @@ from tqdm.auto import tqdm
 from synpo.config import RewardConfig
 from synpo.judges import as_judge_config, make_judge_client
 from synpo.models import ModelError, check_loadable, load_causal_lm, load_tokenizer, torch_dtype
+from synpo.registry import Registry
 from synpo.templates import chat
 
 log = logging.getLogger(__name__)
 
-REWARDS: dict[str, Callable[..., Reward]] = {}
-
-
-def register_reward(name: str):
-    def wrap(cls):
-        REWARDS[name] = cls
-        return cls
-
-    return wrap
+REWARDS = Registry()
+register_reward = REWARDS.register
 
 
 class Reward:
