@@ -5,8 +5,8 @@ Yuan et al. (2024) build EFT examples from human-ranked answers judged by their 
 answer per prompt, so here each of the first `eft_items` seed items gives three judge-format examples whose scores
 follow from how they are made: the gold answer (5 points), the gold answer cut to its first third (2 points:
 relevant and addressing part of the question, not resolving it), and another seed question's gold answer (0 points:
-not relevant). The target is a short justification naming the criteria met, then "Score: N", the format the judging
-stage parses.
+not relevant). The target is a one-line justification naming the criteria met, then "Score: N", the format the
+judging stage parses (kept short so that a small model's judgment reaches its score within a few dozen tokens).
 """
 
 from __future__ import annotations
@@ -20,17 +20,9 @@ from synpo.templates import additive_judge_prompt, chat
 from synpo.training import sft
 
 EFT_VERDICTS = {
-    "gold": (
-        5,
-        "The response is relevant and resolves the whole question directly and usefully. It is written from an AI "
-        "Assistant's perspective, well organised, tailored to the question and reflects expert knowledge.",
-    ),
-    "cut": (
-        2,
-        "The response is relevant and addresses a substantial portion of the question, but it stops before "
-        "resolving the query or giving a complete answer.",
-    ),
-    "other": (0, "The response answers a different question; it is not relevant to the user's question."),
+    "gold": (5, "Relevant, complete and direct: a helpful AI Assistant's answer reflecting expert knowledge."),
+    "cut": (2, "Relevant and addresses part of the question, but stops before resolving it."),
+    "other": (0, "It answers a different question: not relevant to the user's question."),
 }
 
 
