@@ -211,14 +211,19 @@ class HFGenerator(Generator):
             results[i] = [finish(t, sampling) for t in texts[j * sampling.n : (j + 1) * sampling.n]]
 
 
-def vllm_engine_kwargs(model_path: str, cfg: GenerationConfig, dtype: str) -> dict:
+def vllm_engine_kwargs(model_path: str, cfg: GenerationConfig, dtype: str, cuda: bool | None = None) -> dict:
     """Arguments of `vllm.LLM`, kept apart so the config mapping is tested where vLLM is not installed."""
-    return {
+    kwargs = {
         "model": model_path,
         "dtype": dtype,
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
     }
+    if not (torch.cuda.is_available() if cuda is None else cuda):
+        # vLLM's CPU build cannot rewind a seeded request's generator when a chunked-prefill step discards its
+        # sample ("CPU Generator does not use offset"), and every request here is seeded: prefill whole prompts.
+        kwargs["enable_chunked_prefill"] = False
+    return kwargs
 
 
 def vllm_sampling_kwargs(sampling: Sampling, index: int) -> dict:

@@ -42,12 +42,14 @@ def test_vllm_requests_carry_the_hf_prompt_ids_token_for_token(hf, prefill):
 
 def test_engine_arguments_come_from_the_config():
     cfg = GenerationConfig(backend="vllm", tensor_parallel_size=4, gpu_memory_utilization=0.5)
-    assert vllm_engine_kwargs("/m", cfg, "bfloat16") == {
+    assert vllm_engine_kwargs("/m", cfg, "bfloat16", cuda=True) == {
         "model": "/m",
         "dtype": "bfloat16",
         "tensor_parallel_size": 4,
         "gpu_memory_utilization": 0.5,
     }
+    # On CPU, whole-prompt prefill: the CPU build crashes when chunked prefill rewinds a seeded request.
+    assert vllm_engine_kwargs("/m", cfg, "bfloat16", cuda=False)["enable_chunked_prefill"] is False
 
 
 def test_sampling_arguments_carry_every_setting_and_a_seed_per_prompt():
@@ -115,3 +117,12 @@ def test_engine_samples_n_per_prompt_reproducibly_with_prefill_and_stop(engine):
     assert all(len(samples) == 3 for samples in a)
     assert all(s.startswith("Answer:") and "." not in s for samples in a for s in samples)
     assert len({s for samples in a for s in samples}) > len(CONVERSATIONS)
+
+
+@needs_vllm
+def test_seeded_sampling_of_prompts_longer_than_a_prefill_chunk(engine):
+    """Regression: 48 prompts of ~400 tokens overflow one scheduler step; with chunked prefill on, vLLM's CPU build
+    died with "CPU Generator does not use offset"."""
+    conversations = [chat(" ".join(["Explain how rivers form and change their course over time."] * 30))] * 48
+    out = engine.generate(conversations, Sampling(max_new_tokens=4, temperature=0.7, seed=1))
+    assert len(out) == 48 and all(len(samples) == 1 for samples in out)
