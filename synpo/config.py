@@ -368,7 +368,11 @@ class SamplingRankingConfig(SamplingMethodConfig):
 class JudgingConfig:
     """The policy judging its own samples with the additive 5-point LLM-as-judge prompt (Yuan et al. 2024)."""
 
-    # Judgments sampled per answer, averaged (3 in Yuan et al.); unparsable ones are left out of the mean.
+    # `generate` (Yuan et al.): the model writes its judgment, "Score: N" is parsed from it; `judgments` sampled per
+    # answer are averaged and unparsable ones left out. `logprobs`: nothing is written; the score is the expected
+    # points under the model's probabilities of " 0" ... " 5" after "Score:" (every answer is scored; for a model too
+    # small to write the format, as the demo's).
+    verdict: str = "generate"
     judgments: int = 3
     max_new_tokens: int = 256
     temperature: float = 0.7

@@ -230,3 +230,27 @@ def test_the_shipped_demo_preferences_load(tmp_path):
 def test_make_reward_knows_no_test_rewards():
     with pytest.raises(ValueError, match="test_length"):
         make_reward(RewardConfig(name="test_length"), "unused")
+
+
+def test_a_score_read_from_probabilities_is_the_expected_points():
+    import math
+
+    assert judge_samples.expected_score([math.log(p) if p else -math.inf for p in (0, 0, 0.5, 0, 0, 0.5)]) == 3.5
+    assert judge_samples.expected_score([0.0] * 6) == pytest.approx(2.5)
+    assert judge_samples.SCORE_OPTIONS == [" 0", " 1", " 2", " 3", " 4", " 5"]
+
+
+def test_self_judging_from_probabilities_scores_every_answer(tiny_model, samples_dir, tmp_path):
+    judge = tmp_path / "judge"
+    write_json(judge / "model.json", {"path": str(tiny_model)})
+    config = {
+        "judging": {"verdict": "logprobs"},
+        "generation": {"batch_size": 8},
+        "seed": 0,
+        "system_prompt": None,
+        "dtype": "float32",
+    }
+    counts = judge_samples.run(tmp_path / "out", config, judge=judge, samples=samples_dir)
+    assert counts == {"answers": 8, "verdicts": 8, "unparsable": 0, "unscored_answers": 0}
+    scores = [s for r in read_jsonl(tmp_path / "out" / "scores.jsonl") for s in r["scores"]]
+    assert len(scores) == 8 and all(0 <= s <= 5 for s in scores) and len(set(scores)) > 1

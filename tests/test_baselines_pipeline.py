@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from synpo.io import read_jsonl
 
 
@@ -100,8 +102,10 @@ def test_seed_only_variants_train_on_the_pairs_they_describe(tiny_model, tmp_pat
     assert manifest(run_dir, "seed_po_multi_epoch")["config"]["optimizer"]["num_epochs"] == 2
 
 
-def test_self_rewarding_starts_from_its_sft_and_judges_with_the_current_model(tiny_model, tmp_path):
-    """A random model's verdicts never parse: the run must stop at the pairs, saying so, after judging."""
+@pytest.mark.parametrize("verdict", ["logprobs", "generate"])
+def test_self_rewarding_starts_from_its_sft_and_judges_with_the_current_model(tiny_model, tmp_path, verdict):
+    """Scores read from probabilities always exist; a random model's written verdicts never parse, and the run stops
+    at the pairs, saying why, after judging."""
     from conftest import run_synpo
 
     args = [
@@ -111,6 +115,7 @@ def test_self_rewarding_starts_from_its_sft_and_judges_with_the_current_model(ti
         "method.prompts_per_iteration=2",
         "method.samples_per_prompt=2",
         "method.max_new_tokens.answer=8",
+        f"method.judging.verdict={verdict}",
         "method.judging.max_new_tokens=4",
         "method.iterations=1",
         "method.sft_items=2",
@@ -120,13 +125,22 @@ def test_self_rewarding_starts_from_its_sft_and_judges_with_the_current_model(ti
         "method.seed_sft.max_length=128",
     ]
     result = run_synpo(*args, cwd=tmp_path, home=tmp_path / "home", timeout=600)
-    assert result.returncode == 2
-    assert "iter1/pairs: no best-vs-worst pair to train on (dropped_fewer_than_two_scored=2)" in result.stderr
     (run_dir,) = (tmp_path / "outputs").glob("*/*")
     counts = manifest(run_dir, "seed_sft")["counts"]
     assert (counts["ift_examples"], counts["eft_examples"]) == (2, 6)
     judged = manifest(run_dir, "iter1/judgments")
     assert judged["inputs"]["judge"]["key"] == manifest(run_dir, "seed_sft")["key"]
+    if verdict == "logprobs":
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert judged["counts"]["unscored_answers"] == 0
+        pairs = manifest(run_dir, "iter1/pairs")["counts"]
+        assert pairs["kept"] == 2
+        policy = manifest(run_dir, "iter1/policy")
+        assert policy["inputs"]["m0"]["key"] == manifest(run_dir, "seed_sft")["key"]  # from the previous model
+        assert set(json.loads((run_dir / "summary.json").read_text())["models"]) == {"M0", "ift_eft", "M1"}
+        return
+    assert result.returncode == 2
+    assert "iter1/pairs: no best-vs-worst pair to train on (dropped_fewer_than_two_scored=2)" in result.stderr
     assert judged["counts"]["unparsable"] == judged["counts"]["verdicts"] == 4
     dropped = read_jsonl(run_dir / "stages" / "iter1" / "pairs" / "dropped.jsonl")
     assert [d["reason"] for d in dropped] == ["fewer_than_two_scored"] * 2

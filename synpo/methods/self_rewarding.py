@@ -8,7 +8,8 @@ then each iteration t = 1..T, from the previous model M(t-1) (the SFT model when
 2. M(t-1) answers each prompt `method.samples_per_prompt` times (4 in Yuan et al.; `iterN/samples`);
 3. M(t-1) judges each answer with the additive 5-point prompt, `method.judging.judgments` times, and the mean of the
    parsable "Score: N" verdicts is the answer's score; unparsable verdicts are counted and never scored
-   (`iterN/judgments`);
+   (`iterN/judgments`). With `method.judging.verdict=logprobs` (the demo's: a 135M model, even after the judge
+   examples, does not write the format) the score is read from the model's probabilities of 0..5 after "Score:";
 4. best vs worst score is the pair (ties and prompts with fewer than two scored answers give none; `iterN/pairs`);
 5. M(t) = SimPO from M(t-1) on the pairs of iteration t (Yuan et al. train each model from the previous one on the
    new pairs only; `iterN/policy`).
@@ -32,6 +33,8 @@ from synpo.stages import base_model, best_worst_pairs, judge_samples, seed_set, 
 def check(cfg: DictConfig) -> None:
     check_sampling(cfg)
     m = cfg.method
+    if m.judging.verdict not in ("generate", "logprobs"):
+        raise ConfigError(f"method.judging.verdict={m.judging.verdict!r}: choose one of ['generate', 'logprobs']")
     if m.judging.judgments < 1:
         raise ConfigError(f"method.judging.judgments={m.judging.judgments} must be at least 1")
     if m.sft_items is not None and m.sft_items < 1:

@@ -1,20 +1,30 @@
 """Self-Rewarding, each iteration: the current model judges each of its own sampled answers with the additive
-5-point LLM-as-judge prompt of Yuan et al. (2024), `method.judging.judgments` times (sampled), and an answer's score
-is the mean of its parsable verdicts ("Score: N", N in 0..5). A verdict that does not parse is counted and left out;
-an answer with no parsable verdict has no score (None) and can be neither chosen nor rejected."""
+5-point LLM-as-judge prompt of Yuan et al. (2024).
+
+`method.judging.verdict=generate` (theirs): the model writes `method.judging.judgments` judgments per answer
+(sampled), and an answer's score is the mean of its parsable verdicts ("Score: N", N in 0..5). A verdict that does
+not parse is counted and left out; an answer with no parsable verdict has no score (None) and can be neither chosen
+nor rejected. `logprobs` (for a model too small to write the format): no text is written; the judge's answer is
+started with "Score:" and the score is the expected points under its probabilities of " 0" ... " 5" there
+(`JudgeClient.option_logprobs`), the mean of infinitely many sampled verdicts restricted to the valid ones."""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from synpo.config import GenerationConfig, JudgingConfig
 from synpo.generation import Sampling, make_generator
 from synpo.io import read_jsonl, write_jsonl
+from synpo.judges import make_judge_client
 from synpo.models import model_from_artifact
-from synpo.templates import additive_judge_prompt, chat, parse_additive_score
+from synpo.templates import MAX_ADDITIVE_SCORE, additive_judge_prompt, chat, parse_additive_score
 
 log = logging.getLogger(__name__)
+
+SCORE_LEAD_IN = "Score:"
+SCORE_OPTIONS = [f" {n}" for n in range(MAX_ADDITIVE_SCORE + 1)]
 
 
 def score(verdicts: list[str]) -> tuple[float | None, int]:
@@ -23,10 +33,30 @@ def score(verdicts: list[str]) -> tuple[float | None, int]:
     return (sum(points) / len(points) if points else None), len(verdicts) - len(points)
 
 
+def expected_score(logprobs: list[float]) -> float:
+    """The mean points under the judge's probabilities of the scores 0..5 (renormalised over them)."""
+    top = max(logprobs)
+    weights = [math.exp(lp - top) for lp in logprobs]
+    return sum(points * w for points, w in enumerate(weights)) / sum(weights)
+
+
+def run_logprobs(out: Path, config: dict, judge: Path, rows: list[dict], convs: list[list[dict]]) -> dict:
+    client = make_judge_client(
+        {"backend": "local", "verdict": "logprobs", "batch_size": config["generation"]["batch_size"]},
+        model_from_artifact(judge),
+        "method.judging",
+    )
+    scores = iter(map(expected_score, client.option_logprobs(convs, SCORE_OPTIONS, prefill=SCORE_LEAD_IN)))
+    write_jsonl(out / "scores.jsonl", ({"id": r["id"], "scores": [next(scores) for _ in r["samples"]]} for r in rows))
+    return {"answers": len(convs), "verdicts": len(convs), "unparsable": 0, "unscored_answers": 0}
+
+
 def run(out: Path, config: dict, judge: Path, samples: Path) -> dict:
     judging = JudgingConfig(**config["judging"])
     rows = read_jsonl(samples / "answers.jsonl", ("id", "prompt"))
     convs = [chat(additive_judge_prompt(r["prompt"], a), config["system_prompt"]) for r in rows for a in r["samples"]]
+    if judging.verdict == "logprobs":
+        return run_logprobs(out, config, judge, rows, convs)
     gen = make_generator(model_from_artifact(judge), GenerationConfig(**config["generation"]), config["dtype"])
     sampling = Sampling(
         max_new_tokens=judging.max_new_tokens,
