@@ -206,8 +206,49 @@ class MaxNewTokensConfig:
     rewrite: int = 320
 
 
+PROMPT_SOURCES = ("generator", "ultrafeedback", "self_instruct", "seed", "mix")
+
+
 @dataclass
-class SynPOConfig:
+class PromptPoolConfig:
+    """Human-written prompts for `prompt_source=ultrafeedback` (Table 6): UltraFeedback's instructions that are not
+    seed prompts, the next `prompts_per_iteration` of them each iteration."""
+
+    # `hub`: the `field` column of `datasets.load_dataset(hub_id, split=hub_split)`, shuffled with `shuffle_seed`.
+    # `jsonl`: the `prompt` field of `file`, in order.
+    source: str = "hub"
+    hub_id: str = "openbmb/UltraFeedback"
+    hub_split: str = "train"
+    field: str = "instruction"
+    file: str | None = None
+    shuffle_seed: int = 42
+
+
+@dataclass
+class SelfInstructConfig:
+    """Self-Instruct-style prompts (Wang et al. 2023) for `prompt_source=self_instruct`: M0 continues a numbered list
+    of `examples` random seed questions with one new task; a task whose ROUGE-L F1 with an example or an earlier
+    task exceeds `max_rouge_l` is dropped, as in Self-Instruct."""
+
+    examples: int = 8
+    max_rouge_l: float = 0.7
+
+
+@dataclass
+class PromptSourceConfig:
+    """Where each iteration's prompts come from (Table 6's ablation), shared by SynPO and the sampling baselines.
+    `generator`: SynPO's self-prompt generator from keyword lists (the paper's method); `ultrafeedback`: human-written
+    prompts (`prompt_pool`); `self_instruct`: M0 prompted with seed questions (`self_instruct`); `seed`: the first
+    `prompts_per_iteration` seed training prompts, every iteration; `mix`: equal shares of the `mix` sources."""
+
+    prompt_source: str = "generator"
+    mix: list[str] = field(default_factory=lambda: ["generator", "ultrafeedback"])
+    prompt_pool: PromptPoolConfig = field(default_factory=PromptPoolConfig)
+    self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
+
+
+@dataclass
+class SynPOConfig(PromptSourceConfig):
     """Algorithm 1 of the SynPO paper; see docs in `synpo/methods/synpo.py`."""
 
     name: str = "synpo"
@@ -331,21 +372,18 @@ class AnswerTokensConfig:
 
 @dataclass
 class SamplingTokensConfig(AnswerTokensConfig):
-    # The generator's questions (prompt_source=generator).
+    # The generator's and Self-Instruct's questions (prompt_source=generator / self_instruct).
     question: int = 96
 
 
 @dataclass
-class SamplingMethodConfig:
+class SamplingMethodConfig(PromptSourceConfig):
     """What the iterative baselines share: where each iteration's prompts come from and how many answers the
     current model samples per prompt. The generator's fields are SynPO's, so `prompt_source=generator` with the
     same values reuses a SynPO run's generator and prompts from the stage cache."""
 
     name: str = MISSING
     iterations: int = 4
-    # `generator`: SynPO's self-prompt generator writes each iteration's prompts (the prompts SynPO trains on);
-    # `seed`: the first `prompts_per_iteration` seed training prompts, the same every iteration.
-    prompt_source: str = "generator"
     prompts_per_iteration: int = 50000
     # Pairs added per iteration (randomly chosen among the kept ones), as SynPO's 10k.
     pairs_per_iteration: int = 10000

@@ -73,6 +73,27 @@ def parse_question(text: str) -> tuple[str | None, str]:
     return question, "ok"
 
 
+# Self-Instruct (Wang et al. 2023): the model continues a numbered list of example tasks with one new task.
+SELF_INSTRUCT_HEADER = "Come up with a series of tasks:"
+
+
+def self_instruct_prompt(examples: list[str]) -> tuple[str, str]:
+    """The request with numbered example tasks, and the prefill that starts the next task's number."""
+    tasks = "\n".join(f"Task {i}: {' '.join(q.split())}" for i, q in enumerate(examples, 1))
+    return f"{SELF_INSTRUCT_HEADER}\n\n{tasks}", f"Task {len(examples) + 1}:"
+
+
+def parse_self_instruct(text: str, prefill: str) -> tuple[str | None, str]:
+    """The new task after the prefill, up to the next numbered task; returns (task, reason it was rejected)."""
+    task = text.removeprefix(prefill)
+    task = re.split(r"\n\s*Task \d+\s*:", task, maxsplit=1)[0].strip()
+    if not task:
+        return None, "empty_task"
+    if SELF_INSTRUCT_HEADER in task:
+        return None, "copies_template"
+    return task, "ok"
+
+
 # Self-Rewarding (Yuan et al. 2024, Figure 2): the model judges a response with additive 5-point scoring.
 ADDITIVE_JUDGE_TEMPLATE = """Review the user's question and the corresponding response using the additive 5-point \
 scoring system described below. Points are accumulated based on the satisfaction of each criterion:

@@ -180,6 +180,9 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
     [
         ("cpu_sampling_ranking", "method.samples_per_prompt=1", "method.samples_per_prompt=1"),
         ("cpu_sampling_ranking", "method.prompt_source=web", "method.prompt_source='web'"),
+        ("cpu_demo", "method.prompt_source=web", "method.prompt_source='web'"),
+        ("cpu_demo", "method.prompt_source=mix method.mix=[generator]", "method.mix=['generator']: two or more"),
+        ("cpu_sampling_ranking", "method.self_instruct.max_rouge_l=0", "max_rouge_l=0.0 in (0, 1]"),
         ("cpu_self_rewarding", "method.judging.judgments=0", "method.judging.judgments=0"),
         ("cpu_self_rewarding", "method.judging.verdict=vote", "method.judging.verdict='vote'"),
         ("cpu_seed_only", "method.variants=[po,dpo]", "method.variants=['po', 'dpo']"),
@@ -187,7 +190,7 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
     ],
 )
 def test_bad_baseline_settings_fail_at_start_up_naming_the_key(synpo, experiment, override, expected):
-    result = synpo(f"experiment={experiment}", override, "logger=none", "evaluation=none", timeout=120)
+    result = synpo(f"experiment={experiment}", *override.split(), "logger=none", "evaluation=none", timeout=120)
     assert result.returncode == 2
     assert expected in result.stderr
     assert not (synpo.home / "stages").exists() or not any((synpo.home / "stages").rglob("manifest.json"))

@@ -26,8 +26,8 @@ TINY = [
 
 STAGES = [
     "seed_set",
-    "corpus",
     "m0",
+    "corpus",
     "generator",
     "iter1/keywords",
     "iter1/prompts",

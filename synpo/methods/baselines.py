@@ -1,26 +1,22 @@
-"""What the paper's baselines share with SynPO and with each other: the prompts each iteration samples on, sampling
-n answers, SimPO training, and the start-up checks of these settings."""
+"""What the paper's baselines share with SynPO and with each other: sampling n answers, SimPO training, and the
+start-up checks of these settings (the prompts each iteration samples on are `prompt_sources`')."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from omegaconf import DictConfig
 
 from synpo.cli import ConfigError
 from synpo.io import DataError
-from synpo.methods.synpo import Recipe, plain, self_prompts
+from synpo.methods.prompt_sources import Prompts, check_prompt_source
+from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
-from synpo.stages import answer, corpus, simpo
-
-PROMPT_SOURCES = ("generator", "seed")
+from synpo.stages import answer, simpo
 
 
 def check_sampling(cfg: DictConfig) -> None:
     """Values of the sampling baselines that compose but cannot work, named by their key."""
     m = cfg.method
-    if m.prompt_source not in PROMPT_SOURCES:
-        raise ConfigError(f"method.prompt_source={m.prompt_source!r}: choose one of {list(PROMPT_SOURCES)}")
+    check_prompt_source(m)
     positive = ("iterations", "prompts_per_iteration", "pairs_per_iteration")
     for key in positive:
         if m[key] < 1:
@@ -31,19 +27,7 @@ def check_sampling(cfg: DictConfig) -> None:
         )
 
 
-def prompt_source(cfg: DictConfig, runner: Runner, seeds: Artifact, m0: Artifact) -> Callable[[int], tuple]:
-    """Iteration t's prompts as (artifact, file, limit), the `answer` stage's inputs: SynPO's generator-written
-    prompts (`method.prompt_source=generator`, the prompts SynPO trains on), or the first
-    `method.prompts_per_iteration` seed training prompts (`seed`)."""
-    m = cfg.method
-    if m.prompt_source == "seed":
-        return lambda t: (seeds, "train.jsonl", m.prompts_per_iteration)
-    paragraphs = runner.run("corpus", corpus.run, config={"corpus": plain(cfg.corpus)})
-    prompts = self_prompts(cfg, runner, seeds, paragraphs, m0)
-    return lambda t: (prompts(t), "prompts.jsonl", None)
-
-
-def sample(cfg: DictConfig, runner: Runner, label: str, model: Artifact, prompts: tuple, seed: int) -> Artifact:
+def sample(cfg: DictConfig, runner: Runner, label: str, model: Artifact, prompts: Prompts, seed: int) -> Artifact:
     """`model` answers each prompt `method.samples_per_prompt` times (the `answer` stage; `samples` in each row)."""
     source, file, limit = prompts
     config = {"prompts_file": file, "limit": limit, **Recipe(cfg).generating("answer", seed)}

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from synpo.cli import ConfigError
 from synpo.methods.baselines import train_simpo
-from synpo.methods.synpo import plain
+from synpo.methods.recipe import plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import base_model, preference_data
 

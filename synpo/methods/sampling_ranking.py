@@ -2,7 +2,7 @@
 
 Each iteration t = 1..T:
 1. the prompts (`method.prompt_source`: `generator`, SynPO's generator-written prompts, the same ones SynPO trains
-   on, so that only the way pairs are made differs; or `seed`, the seed training prompts);
+   on, so that only the way pairs are made differs; or Table 6's other sources, `synpo/methods/prompt_sources.py`);
 2. M(t-1) answers each prompt `method.samples_per_prompt` times (5 in the paper; `iterN/samples`);
 3. the configured reward (PairRM for Mistral, ArmoRM for Llama3, `self_judge` in the demo) scores the samples
    (`iterN/sample_scores`); the best is chosen and the worst rejected; prompts whose best and worst tie give no pair;
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.methods.baselines import check_sampling, prompt_source, require_pairs, sample, train_simpo
-from synpo.methods.synpo import Recipe, plain
+from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
+from synpo.methods.prompt_sources import prompt_source
+from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import base_model, best_worst_pairs, score_samples, seed_set
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from synpo.cli import ConfigError
 from synpo.config import SEED_ONLY_VARIANTS
 from synpo.methods.baselines import train_simpo
-from synpo.methods.synpo import Recipe, plain
+from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import answer, base_model, gold_pairs, seed_set, seed_sft
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from synpo.cli import ConfigError
-from synpo.methods.baselines import check_sampling, prompt_source, require_pairs, sample, train_simpo
-from synpo.methods.synpo import Recipe, plain
+from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
+from synpo.methods.prompt_sources import prompt_source
+from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import base_model, best_worst_pairs, judge_samples, seed_set, seed_sft
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.methods.synpo import plain
+from synpo.methods.recipe import plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import base_model
 

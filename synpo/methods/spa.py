@@ -20,7 +20,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from synpo.cli import ConfigError
-from synpo.methods.synpo import Recipe, plain
+from synpo.methods.recipe import Recipe, plain
 from synpo.models import ModelError, check_loadable, load_tokenizer, model_from_artifact
 from synpo.stage import Artifact, Runner
 from synpo.stages import base_model, reward_gap, spa_answers, spa_dpo, spa_label, spa_prompts, spa_seed

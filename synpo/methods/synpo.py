@@ -12,99 +12,29 @@ paper leaves open, and how they are made here:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from omegaconf import DictConfig
 
-from omegaconf import DictConfig, OmegaConf
-
+from synpo.methods.prompt_sources import check_prompt_source, prompt_source
+from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import (
     answer,
     base_model,
     build_pairs,
-    corpus,
-    keyword_lists,
-    prompt_generator,
     response_improver,
     reward_gap,
     rewrite,
     seed_set,
     select_policy,
     simpo,
-    write_prompts,
 )
-
-
-def plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True)
-
-
-@dataclass
-class Recipe:
-    """The config slices stages depend on, named once."""
-
-    cfg: DictConfig
-
-    @property
-    def common(self) -> dict:
-        return {"dtype": self.cfg.model.dtype, "system_prompt": self.cfg.model.system_prompt}
-
-    def sampling(self, kind: str, seed: int) -> dict:
-        g = self.cfg.generation
-        tokens = self.cfg.method.max_new_tokens[kind]
-        return {"max_new_tokens": tokens, "temperature": g.temperature, "top_p": g.top_p, "seed": seed}
-
-    @property
-    def reward(self) -> dict:
-        # The threshold only matters to the filters: leaving it out lets threshold sweeps share scores.
-        return {k: v for k, v in plain(self.cfg.reward).items() if k != "threshold"}
-
-    def generating(self, kind: str, seed: int) -> dict:
-        return {"generation": plain(self.cfg.generation), "sampling": self.sampling(kind, seed), **self.common}
-
-
-def self_prompts(
-    cfg: DictConfig, runner: Runner, seeds: Artifact, paragraphs: Artifact, m0: Artifact
-) -> Callable[[int], Artifact]:
-    """SynPO's prompt source (Sec. 2.1): G is trained once from M0 on the seed set (stage `generator`); then
-    `prompts(t)` draws iteration t's keyword lists from the corpus and G writes one question per list
-    (`iterN/keywords`, `iterN/prompts`). The iterative baselines call it too, to train on the same prompts."""
-    r, m, seed = Recipe(cfg), cfg.method, cfg.seed
-    generator = runner.run(
-        "generator",
-        prompt_generator.run,
-        config={
-            "sft": plain(m.generator_sft),
-            "keywords": plain(m.keywords),
-            "items": m.generator_seed_items,
-            "seed": seed,
-            **r.common,
-        },
-        inputs={"seed": seeds, "m0": m0},
-    )
-
-    def prompts(t: int) -> Artifact:
-        keywords = runner.run(
-            f"iter{t}/keywords",
-            keyword_lists.run,
-            config={"keywords": plain(m.keywords), "n": m.prompts_per_iteration, "seed": seed + t},
-            inputs={"corpus": paragraphs},
-        )
-        return runner.run(
-            f"iter{t}/prompts",
-            write_prompts.run,
-            config={"prompt_filter": plain(m.prompt_filter), **r.generating("question", seed + t)},
-            inputs={"generator": generator, "keywords": keywords},
-        )
-
-    return prompts
 
 
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Run SynPO; returns the policy of every iteration, {"M0": ..., "M1": ..., ...}."""
+    check_prompt_source(cfg.method)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
     seeds = runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
-    paragraphs = runner.run("corpus", corpus.run, config={"corpus": plain(cfg.corpus)})
     m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
 
     def gaps(label: str, chosen: tuple[Artifact, str, str], rejected: tuple[Artifact, str, str]) -> Artifact:
@@ -135,15 +65,15 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         )
         return models[selection.counts["best_beta"]]
 
-    # Once: the self-prompt generator G.
-    prompts_of = self_prompts(cfg, runner, seeds, paragraphs, m0)
+    # Once: the self-prompt generator G (for `method.prompt_source=generator`, the paper's; Table 6 varies it).
+    prompts_of = prompt_source(cfg, runner, seeds, m0)
 
     policies, preference_set = {"M0": m0}, None
     policy = m0
     for t in range(1, m.iterations + 1):
         it = f"iter{t}"
-        # 1. G writes new prompts from keyword lists of the corpus.
-        prompts = prompts_of(t)
+        # 1. G writes new prompts from keyword lists of the corpus (or `method.prompt_source`'s prompts: Table 6).
+        prompts, prompts_file, limit = prompts_of(t)
         # 2. R_t learns, from M0, to rewrite M(t-1)'s seed answers into the gold ones.
         seed_answers = answers(f"{it}/seed_answers", policy, seeds, "train.jsonl", m.improver_seed_items)
         improver = runner.run(
@@ -160,8 +90,8 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
             },
         )
         # 3. chosen = R_t(y_(t-1)), rejected = y_0.
-        y_prev = answers(f"{it}/policy_answers", policy, prompts, "prompts.jsonl")
-        y0 = answers(f"{it}/m0_answers", m0, prompts, "prompts.jsonl")
+        y_prev = answers(f"{it}/policy_answers", policy, prompts, prompts_file, limit)
+        y0 = answers(f"{it}/m0_answers", m0, prompts, prompts_file, limit)
         chosen = runner.run(
             f"{it}/rewrites",
             rewrite.run,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from synpo.config import SPADataConfig
 from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.stages.prompt_pool import fresh_slice
 from synpo.stages.spa_seed import shuffled_hub_rows
 
 
@@ -28,20 +29,10 @@ def pool(cfg: SPADataConfig) -> tuple[list[str], str]:
 def run(out: Path, config: dict, seed: Path) -> dict:
     texts, source = pool(SPADataConfig(**config["data"]))
     seen = {r["prompt"].strip() for r in read_jsonl(seed / "seed.jsonl")}
-    fresh = []
-    for text in texts:
-        if text.strip() and text.strip() not in seen:
-            seen.add(text.strip())
-            fresh.append(text)
     start, n = config["offset"], config["n"]
-    picked = fresh[start : start + n]
-    if not picked:
-        raise DataError(
-            f"{source}: no prompt left for iteration {config['iteration']} (field 'prompt'): {len(fresh)} unused "
-            f"non-seed prompts, {start} taken by earlier iterations; lower method.prompts_per_iteration"
-        )
+    picked, size = fresh_slice(texts, seen, start, n, source, config["iteration"])
     write_jsonl(
         out / "prompts.jsonl",
         ({"id": f"it{config['iteration']}-{start + i:06d}", "prompt": p} for i, p in enumerate(picked)),
     )
-    return {"prompts": len(picked), "requested": n, "pool": len(fresh)}
+    return {"prompts": len(picked), "requested": n, "pool": size}

@@ -1,0 +1,35 @@
+"""The config slices the methods hand to their stages, named once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+@dataclass
+class Recipe:
+    """The config slices stages depend on, named once."""
+
+    cfg: DictConfig
+
+    @property
+    def common(self) -> dict:
+        return {"dtype": self.cfg.model.dtype, "system_prompt": self.cfg.model.system_prompt}
+
+    def sampling(self, kind: str, seed: int) -> dict:
+        g = self.cfg.generation
+        tokens = self.cfg.method.max_new_tokens[kind]
+        return {"max_new_tokens": tokens, "temperature": g.temperature, "top_p": g.top_p, "seed": seed}
+
+    @property
+    def reward(self) -> dict:
+        # The threshold only matters to the filters: leaving it out lets threshold sweeps share scores.
+        return {k: v for k, v in plain(self.cfg.reward).items() if k != "threshold"}
+
+    def generating(self, kind: str, seed: int) -> dict:
+        return {"generation": plain(self.cfg.generation), "sampling": self.sampling(kind, seed), **self.common}
