@@ -13,6 +13,9 @@ Jobs a sweep planned but that have no summary yet are listed as missing, not tre
 Table 2 in `table2.md` / `table2.csv` (under `--out`, default `./report`), and prints it: one row per evaluated
 model with the method as a column (M0 is the `sft` row, shown once), AlpacaEval 2 LC / WR and Arena-Hard, then the
 paper's rows of SFT, the three baselines and SynPO, labelled `paper`.
+
+`synpo-report --table 6 DIR [DIR ...]` lays out the prompt-source ablation (`synpo -m +recipe=table6`) the same way,
+in `table6.md` / `table6.csv`: iteration 1 of each method on each `method.prompt_source`, with SFT for reference.
 """
 
 from __future__ import annotations
@@ -249,6 +252,7 @@ def table2_rows(dirs: list[Path]) -> tuple[list[dict], list[str]]:
                 row = {
                     "source": "this project",
                     "method": "sft" if name == "M0" else cfg.method.name,
+                    "prompts": None if name == "M0" else cfg.method.get("prompt_source"),
                     "base": cfg.model.name,
                     "model": name,
                     **{c: columns[c] for c in TABLE2_COLUMNS},
@@ -302,6 +306,33 @@ def report_table2(dirs: list[Path], out: Path) -> dict:
     return {"rows": len(rows), "out": str(out), "text": (out / "table2.md").read_text()}
 
 
+TABLE6_SOURCES = ["ultrafeedback", "self_instruct", "generator", "mix", "seed"]
+
+
+def report_table6(dirs: list[Path], out: Path) -> dict:
+    """Table 6: M1 of every run by method and prompt source (the sweep of `+recipe=table6`), SFT first."""
+    rows, notes = table2_rows(dirs)
+    rows = [r for r in rows if r["model"] in ("M0", "M1")]
+    if not any(r["model"] == "M1" for r in rows):
+        raise ReportError("no evaluated iteration 1 among " + ", ".join(map(str, dirs)) + " (synpo -m +recipe=table6)")
+
+    def order(row: dict) -> tuple:
+        source = TABLE6_SOURCES.index(row["prompts"]) if row["prompts"] in TABLE6_SOURCES else -1
+        return (row["model"] != "M0", row["method"], source)
+
+    notes.append(
+        "Mini suites' scores (AlpacaEval-style LC / WR, Arena-Hard-style WR, in %, local judge), not the benchmarks'. "
+        "mix = equal shares of method.mix's sources."
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    columns = ["method", "prompts", "base", "model", *TABLE2_COLUMNS, "unparsable verdicts", "run"]
+    write_table(sorted(rows, key=order), columns, out / "table6", "Table 6: where the prompts come from", notes)
+    return {"rows": len(rows), "out": str(out), "text": (out / "table6.md").read_text()}
+
+
+TABLES = {"2": report_table2, "6": report_table6}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="synpo-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -310,17 +341,21 @@ def main(argv: list[str] | None = None) -> int:
         "dirs", type=Path, nargs="+", metavar="DIR", help="a sweep folder (multirun/<date>/<time>) or one run folder"
     )
     parser.add_argument(
-        "--table", choices=["main", "2"], default="main", help="main: one sweep or run (default); 2: Table 2 of runs"
+        "--table",
+        choices=["main", *TABLES],
+        default="main",
+        help="main: one sweep or run (default); 2: Table 2 of runs; 6: the prompt-source ablation",
     )
-    parser.add_argument("--out", type=Path, help="where to write (default: DIR/report; ./report for --table 2)")
+    parser.add_argument("--out", type=Path, help="where to write (default: DIR/report; ./report for --table 2 / 6)")
     args = parser.parse_args(argv)
     try:
-        if args.table == "2":
-            result = report_table2(args.dirs, args.out or Path("report"))
-            print(result["text"] + f"\n{result['rows']} rows -> {result['out']}/table2.md, table2.csv")
+        if args.table in TABLES:
+            result = TABLES[args.table](args.dirs, args.out or Path("report"))
+            name = f"table{args.table}"
+            print(result["text"] + f"\n{result['rows']} rows -> {result['out']}/{name}.md, {name}.csv")
             return 0
         if len(args.dirs) > 1:
-            raise ReportError("give one DIR (several run folders go with --table 2)")
+            raise ReportError("give one DIR (several run folders go with --table 2 or 6)")
         result = report(args.dirs[0], args.out or args.dirs[0] / "report")
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -105,3 +105,31 @@ def test_the_main_report_takes_one_folder(tmp_path, capsys):
     assert report_main([str(tmp_path / "a"), str(tmp_path / "a")]) == 2
     assert "--table 2" in capsys.readouterr().err
     assert report_main([str(tmp_path / "a")]) == 0  # the SFT run alone: M0 only
+
+
+def test_table6_lays_out_iteration_1_by_method_and_prompt_source(tmp_path, capsys):
+    m0 = evaluated(10.0, 8.0, 5.0)
+    for i, (experiment, source, lc) in enumerate(
+        [
+            ("cpu_demo", "mix", 13.0),
+            ("cpu_demo", "ultrafeedback", 11.0),
+            ("cpu_sampling_ranking", "generator", 9.0),
+            ("cpu_demo", "generator", 12.0),
+        ]
+    ):
+        make_run(tmp_path / str(i), experiment, {"M0": m0, "M1": evaluated(lc, lc, lc)})
+        config = OmegaConf.load(tmp_path / str(i) / ".hydra" / "config.yaml")
+        config.method.prompt_source = source
+        OmegaConf.save(config, tmp_path / str(i) / ".hydra" / "config.yaml")
+    out = tmp_path / "report"
+    dirs = [str(tmp_path / str(i)) for i in range(4)]
+    assert report_main(["--table", "6", *dirs, "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "table6.csv").open()))
+    assert [(r["method"], r["prompts"], r["AE2 LC"]) for r in rows] == [
+        ("sft", "", "10.0"),
+        ("sampling_ranking", "generator", "9.0"),
+        ("synpo", "ultrafeedback", "11.0"),
+        ("synpo", "generator", "12.0"),
+        ("synpo", "mix", "13.0"),
+    ]
+    assert "Table 6: where the prompts come from" in capsys.readouterr().out
