@@ -14,9 +14,9 @@ from omegaconf import DictConfig
 
 from synpo.cli import ConfigError
 from synpo.methods.baselines import train_simpo
-from synpo.methods.recipe import plain
+from synpo.methods.recipe import m0_of, plain
 from synpo.stage import Artifact, Runner
-from synpo.stages import base_model, preference_data
+from synpo.stages import preference_data
 
 
 def check(cfg: DictConfig) -> None:
@@ -32,6 +32,6 @@ def check(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns {"M0": ..., "M1": SimPO from M0 on the pairs}."""
     check(cfg)
-    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    m0 = m0_of(cfg, runner)
     pairs = runner.run("preferences", preference_data.run, config={"data": plain(cfg.method.data)})
     return {"M0": m0, "M1": train_simpo(cfg, runner, "policy", m0, pairs)}

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
+from synpo.stage import Artifact, Runner
+from synpo.stages import base_model, seed_set
+
 
 def plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True)
@@ -33,3 +36,13 @@ class Recipe:
 
     def generating(self, kind: str, seed: int) -> dict:
         return {"generation": plain(self.cfg.generation), "sampling": self.sampling(kind, seed), **self.common}
+
+
+def m0_of(cfg: DictConfig, runner: Runner) -> Artifact:
+    """The starting model M0 (stage `m0`), every method's."""
+    return runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+
+
+def seeds_and_m0(cfg: DictConfig, runner: Runner) -> tuple[Artifact, Artifact]:
+    """The seed set (stage `seed_set`) and M0, where the seed-based methods start."""
+    return runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)}), m0_of(cfg, runner)

@@ -20,17 +20,16 @@ from omegaconf import DictConfig
 
 from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
 from synpo.methods.prompt_sources import prompt_source
-from synpo.methods.recipe import Recipe, plain
+from synpo.methods.recipe import Recipe, seeds_and_m0
 from synpo.stage import Artifact, Runner
-from synpo.stages import base_model, best_worst_pairs, score_samples, seed_set
+from synpo.stages import best_worst_pairs, score_samples
 
 
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns {"M0": ..., "M1": ..., ...}."""
     check_sampling(cfg)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
-    seeds = runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
-    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    seeds, m0 = seeds_and_m0(cfg, runner)
     prompts_of = prompt_source(cfg, runner, seeds, m0)
     policies, policy, preference_set = {"M0": m0}, m0, None
     for t in range(1, m.iterations + 1):

@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 from synpo.cli import ConfigError
 from synpo.config import SEED_ONLY_VARIANTS
 from synpo.methods.baselines import train_simpo
-from synpo.methods.recipe import Recipe, plain
+from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
-from synpo.stages import answer, base_model, gold_pairs, seed_set, seed_sft
+from synpo.stages import answer, gold_pairs, seed_sft
 
 
 def check(cfg: DictConfig) -> None:
@@ -40,8 +40,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns M0 and one model per variant: seed_sft, seed_po, seed_sft_po, seed_po_multi_epoch."""
     check(cfg)
     r, m, seed, variants = Recipe(cfg), cfg.method, cfg.seed, set(cfg.method.variants)
-    seeds = runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
-    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    seeds, m0 = seeds_and_m0(cfg, runner)
     policies = {"M0": m0}
     if variants & {"sft", "sft_po"}:
         sft_model = runner.run(

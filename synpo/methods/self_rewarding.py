@@ -26,9 +26,9 @@ from omegaconf import DictConfig
 from synpo.cli import ConfigError
 from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
 from synpo.methods.prompt_sources import prompt_source
-from synpo.methods.recipe import Recipe, plain
+from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
-from synpo.stages import base_model, best_worst_pairs, judge_samples, seed_set, seed_sft
+from synpo.stages import best_worst_pairs, judge_samples, seed_sft
 
 
 def check(cfg: DictConfig) -> None:
@@ -48,8 +48,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns {"M0": ..., "ift_eft": the SFT model, "M1": ..., ...}."""
     check(cfg)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
-    seeds = runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
-    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    seeds, m0 = seeds_and_m0(cfg, runner)
     prompts_of = prompt_source(cfg, runner, seeds, m0)
     policy = runner.run(
         "seed_sft",

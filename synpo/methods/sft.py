@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.methods.recipe import plain
+from synpo.methods.recipe import m0_of
 from synpo.stage import Artifact, Runner
-from synpo.stages import base_model
 
 
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns {"M0": ...}; the run's evaluation (`evaluation=...`) scores it."""
-    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    m0 = m0_of(cfg, runner)
     return {"M0": m0}

@@ -20,10 +20,10 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from synpo.cli import ConfigError
-from synpo.methods.recipe import Recipe, plain
+from synpo.methods.recipe import Recipe, m0_of, plain
 from synpo.models import ModelError, check_loadable, load_tokenizer, model_from_artifact
 from synpo.stage import Artifact, Runner
-from synpo.stages import base_model, reward_gap, spa_answers, spa_dpo, spa_label, spa_prompts, spa_seed
+from synpo.stages import reward_gap, spa_answers, spa_dpo, spa_label, spa_prompts, spa_seed
 
 LABEL_REFERENCES = ("sft", "previous")
 
@@ -53,7 +53,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Run SPA; returns {"M0": ..., "seed_dpo": pi0, "M1": pi1, ...}."""
     check(cfg)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
-    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    m0 = m0_of(cfg, runner)
     if cfg.reward.name == "implicit" and cfg.reward.reference:
         check_reference_tokenizer(cfg.reward.reference, model_from_artifact(m0.path))
     seeds = runner.run("seed_pairs", spa_seed.run, config={"data": plain(m.data)})

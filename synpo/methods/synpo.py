@@ -15,16 +15,14 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from synpo.methods.prompt_sources import check_prompt_source, prompt_source
-from synpo.methods.recipe import Recipe, plain
+from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
 from synpo.stages import (
     answer,
-    base_model,
     build_pairs,
     response_improver,
     reward_gap,
     rewrite,
-    seed_set,
     select_policy,
     simpo,
 )
@@ -34,8 +32,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Run SynPO; returns the policy of every iteration, {"M0": ..., "M1": ..., ...}."""
     check_prompt_source(cfg.method)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
-    seeds = runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
-    m0 = runner.run("m0", base_model.run, config={"model": plain(cfg.model), "models_dir": cfg.paths.models})
+    seeds, m0 = seeds_and_m0(cfg, runner)
 
     def gaps(label: str, chosen: tuple[Artifact, str, str], rejected: tuple[Artifact, str, str]) -> Artifact:
         config = {"chosen": chosen[1:], "rejected": rejected[1:], "reward": r.reward, **r.common}

@@ -6,11 +6,11 @@ set D of the earlier iterations, when one is given."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from pathlib import Path
 
-from synpo.io import read_jsonl, write_jsonl
+from synpo.io import read_jsonl
+from synpo.stages.build_pairs import accumulate
 
 
 def best_and_worst(answers: list[str], scores: list[float | None]) -> tuple[int, int] | str:
@@ -48,17 +48,9 @@ def run(out: Path, config: dict, samples: Path, scores: Path, previous: Path | N
                 "gap": scored[r["id"]][best] - scored[r["id"]][worst],
             }
         )
-    rng = random.Random(config["seed"])
-    added = rng.sample(kept, min(config["per_iteration"], len(kept)))
-    history = read_jsonl(previous / "preference_set.jsonl") if previous else []
-    write_jsonl(out / "kept.jsonl", kept)
-    write_jsonl(out / "dropped.jsonl", dropped)
-    write_jsonl(out / "pairs.jsonl", added)
-    write_jsonl(out / "preference_set.jsonl", history + added)
     return {
         "prompts": len(kept) + len(dropped),
         **counts,
         "kept": len(kept),
-        "added": len(added),
-        "preference_set": len(history) + len(added),
+        **accumulate(out, kept, dropped, config, previous),
     }

@@ -44,11 +44,16 @@ def run(
         counts[verdict if verdict == "kept" else f"dropped_{verdict}"] += 1
         (kept if verdict == "kept" else dropped).append({**pair, "verdict": verdict})
     counts["candidates"] = len(kept) + len(dropped)
-    rng = random.Random(config["seed"])
-    added = rng.sample(kept, min(config["per_iteration"], len(kept)))
+    return {**counts, **accumulate(out, kept, dropped, config, previous)}
+
+
+def accumulate(out: Path, kept: list[dict], dropped: list[dict], config: dict, previous: Path | None) -> dict:
+    """Sample `per_iteration` of the kept pairs (seeded) and add them to the previous iterations' set D; every
+    list is written (`kept`, `dropped`, `pairs` added, `preference_set` = D)."""
+    added = random.Random(config["seed"]).sample(kept, min(config["per_iteration"], len(kept)))
     history = read_jsonl(previous / "preference_set.jsonl") if previous else []
     write_jsonl(out / "kept.jsonl", kept)
     write_jsonl(out / "dropped.jsonl", dropped)
     write_jsonl(out / "pairs.jsonl", added)
     write_jsonl(out / "preference_set.jsonl", history + added)
-    return {**counts, "added": len(added), "preference_set": len(history) + len(added)}
+    return {"added": len(added), "preference_set": len(history) + len(added)}

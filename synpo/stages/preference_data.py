@@ -13,29 +13,16 @@ from pathlib import Path
 
 from synpo.config import PreferenceDataConfig
 from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
-from synpo.stages.spa_seed import last_message
+from synpo.stages.spa_seed import hub_pairs
 
 FIELDS = ("id", "prompt", "chosen", "rejected")
 
 
-def hub_pairs(cfg: PreferenceDataConfig) -> list[dict]:
+def hub_preferences(cfg: PreferenceDataConfig) -> list[dict]:
     from datasets import load_dataset
 
-    rows = load_dataset(cfg.hub_id, split=cfg.hub_split)
-    missing = [f for f in ("prompt", "chosen", "rejected") if f not in rows.column_names]
-    if missing:
-        raise DataError(f"{cfg.hub_id} (method.data.hub_id): no field {missing[0]!r}; columns: {rows.column_names}")
-    rows = rows.shuffle(seed=cfg.shuffle_seed)
-    n = len(rows) if cfg.max_pairs is None else min(cfg.max_pairs, len(rows))
-    return [
-        {
-            "id": str(row.get("prompt_id") or f"pair-{i}"),
-            "prompt": row["prompt"],
-            "chosen": last_message(row["chosen"], f"{cfg.hub_id} row {i} field 'chosen'"),
-            "rejected": last_message(row["rejected"], f"{cfg.hub_id} row {i} field 'rejected'"),
-        }
-        for i, row in enumerate(rows.select(range(n)))
-    ]
+    rows = load_dataset(cfg.hub_id, split=cfg.hub_split).shuffle(seed=cfg.shuffle_seed)
+    return hub_pairs(rows, cfg.hub_id, cfg.max_pairs, lambda i, row: str(row.get("prompt_id") or f"pair-{i}"))
 
 
 def jsonl_pairs(cfg: PreferenceDataConfig) -> list[dict]:
@@ -46,7 +33,7 @@ def jsonl_pairs(cfg: PreferenceDataConfig) -> list[dict]:
     return rows[: cfg.max_pairs]
 
 
-LOADERS = {"hub": hub_pairs, "jsonl": jsonl_pairs}
+LOADERS = {"hub": hub_preferences, "jsonl": jsonl_pairs}
 
 
 def run(out: Path, config: dict) -> dict:

@@ -28,21 +28,26 @@ def last_message(messages, where: str) -> str:
     return messages[-1]["content"]
 
 
-def hub_seed(cfg: SPADataConfig) -> list[dict]:
-    rows = shuffled_hub_rows(cfg)
+def hub_pairs(rows, hub_id: str, limit: int | None, id_of) -> list[dict]:
+    """The first `limit` rows (None = all) of a hub set of chat-message pairs (`prompt`, `chosen`, `rejected`) as
+    {"id", "prompt", "chosen", "rejected"} rows; a missing field or an empty answer names the set, row and field."""
     missing = [f for f in ("prompt", "chosen", "rejected") if f not in rows.column_names]
     if missing:
-        raise DataError(f"{cfg.hub_id} (method.data.hub_id): no field {missing[0]!r}; columns: {rows.column_names}")
-    n = len(rows) if cfg.seed_pairs is None else min(cfg.seed_pairs, len(rows))
+        raise DataError(f"{hub_id} (method.data.hub_id): no field {missing[0]!r}; columns: {rows.column_names}")
+    n = len(rows) if limit is None else min(limit, len(rows))
     return [
         {
-            "id": f"seed-{i}",
+            "id": id_of(i, row),
             "prompt": row["prompt"],
-            "chosen": last_message(row["chosen"], f"{cfg.hub_id} row {i} field 'chosen'"),
-            "rejected": last_message(row["rejected"], f"{cfg.hub_id} row {i} field 'rejected'"),
+            "chosen": last_message(row["chosen"], f"{hub_id} row {i} field 'chosen'"),
+            "rejected": last_message(row["rejected"], f"{hub_id} row {i} field 'rejected'"),
         }
         for i, row in enumerate(rows.select(range(n)))
     ]
+
+
+def hub_seed(cfg: SPADataConfig) -> list[dict]:
+    return hub_pairs(shuffled_hub_rows(cfg), cfg.hub_id, cfg.seed_pairs, lambda i, row: f"seed-{i}")
 
 
 def jsonl_seed(cfg: SPADataConfig) -> list[dict]:
