@@ -26,7 +26,8 @@ def check_prompt_source(m: DictConfig) -> None:
         single = [s for s in PROMPT_SOURCES if s != "mix"]
         if any(s not in single for s in m.mix) or len(set(m.mix)) < 2:
             raise ConfigError(f"method.mix={list(m.mix)}: two or more different sources of {single}")
-    if m.prompt_pool.source == "jsonl" and not m.prompt_pool.file and "ultrafeedback" in (m.prompt_source, *m.mix):
+    used = m.mix if m.prompt_source == "mix" else [m.prompt_source]
+    if m.prompt_pool.source == "jsonl" and not m.prompt_pool.file and "ultrafeedback" in used:
         raise ConfigError("method.prompt_pool.file is required when method.prompt_pool.source=jsonl")
     if m.self_instruct.examples < 1 or not 0 < m.self_instruct.max_rouge_l <= 1:
         raise ConfigError(
