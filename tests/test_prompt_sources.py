@@ -151,3 +151,18 @@ def test_synpo_on_a_mix_of_generator_and_pool_prompts_answers_the_mixed_prompts(
     assert sum(r["source"] == "ultrafeedback" for r in mixed) == 2
     answered = read_jsonl(run_dir / "stages" / "iter1/policy_answers/answers.jsonl")
     assert [r["prompt"] for r in answered] == [r["prompt"] for r in mixed]
+
+
+def test_the_demo_pool_serves_two_demo_iterations_and_shares_no_prompt_with_seed_or_evaluation():
+    from synpo.io import resolve_path
+
+    pool = [r["prompt"] for r in read_jsonl(resolve_path("pkg://synpo/data/prompts_demo/prompts.jsonl"), ("prompt",))]
+    seed = {
+        r["prompt"]
+        for s in ("train", "validation")
+        for r in read_jsonl(resolve_path(f"pkg://synpo/data/seed_demo/{s}.jsonl"))
+    }
+    suites = resolve_path("pkg://evaluation/suites")
+    evaluation = "".join(p.read_text() for p in suites.rglob("*.json*"))
+    assert len(set(pool)) == len(pool) >= 80  # cpu_demo: 2 iterations x 40 prompts
+    assert not [p for p in pool if p in seed or p in evaluation]
