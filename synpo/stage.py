@@ -113,6 +113,35 @@ def code_version(fn: Callable) -> str:
     return code_version_of(fn.__module__)
 
 
+@functools.cache
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    return file_digest(Path(path))
+
+
+def config_files(config) -> dict[str, str]:
+    """The sha256 of every local file the config names (a path or `pkg://...`): a seed, corpus or prompt file edited
+    in place changes the key of the stages that read it, as edited code does. Hub ids and folders are left out."""
+    from synpo.io import resolve_path
+
+    found = {}
+    todo = [config]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            todo += node.values()
+        elif isinstance(node, list | tuple):
+            todo += node
+        elif isinstance(node, str) and node and (node.startswith("pkg://") or "/" in node or "." in node):
+            try:
+                path = resolve_path(node)
+                st = path.stat() if path.is_file() else None
+            except (OSError, ValueError, ModuleNotFoundError):
+                st = None
+            if st is not None:
+                found[node] = _digest_of(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return found
+
+
 def stage_key(stage: str, config: dict, inputs: dict[str, Artifact], version: str) -> str:
     payload = {
         "stage": stage,
@@ -120,6 +149,9 @@ def stage_key(stage: str, config: dict, inputs: dict[str, Artifact], version: st
         "config": config,
         "inputs": {name: art.key for name, art in sorted(inputs.items())},
     }
+    files = config_files(config)
+    if files:  # stages that name no file keep their keys
+        payload["files"] = files
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 

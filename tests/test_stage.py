@@ -40,6 +40,21 @@ def test_a_changed_config_or_input_gives_a_new_key(runner):
     assert (d / "value.txt").read_text() == "yz" and d.counts == {"length": 2}
 
 
+def test_a_data_file_edited_in_place_gives_a_new_key(runner, tmp_path):
+    data = tmp_path / "seed.jsonl"
+    data.write_text('{"prompt": "a"}\n')
+    first = runner.run("a", stages_for_tests.run, config={"value": "x", "file": str(data)})
+    same = runner.run("b", stages_for_tests.run, config={"value": "x", "file": str(data)})
+    data.write_text('{"prompt": "b"}\n')  # same path, new content
+    edited = runner.run("c", stages_for_tests.run, config={"value": "x", "file": str(data)})
+    assert same.key == first.key and edited.key != first.key
+    # Shipped files count by content too; hub ids and folders are not files.
+    assert list(stage.config_files({"seed": "pkg://synpo/data/seed_demo/train.jsonl"})) == [
+        "pkg://synpo/data/seed_demo/train.jsonl"
+    ]
+    assert stage.config_files({"hub_id": "openbmb/UltraFeedback", "dir": str(tmp_path), "dtype": "float32"}) == {}
+
+
 @pytest.mark.parametrize("verify", ["size", "sha256"])
 def test_a_corrupted_entry_is_detected_and_recomputed(tmp_path, caplog, verify):
     runner = Runner(tmp_path / "cache", tmp_path / "run", verify=verify)
