@@ -79,3 +79,17 @@ def tiny_model(tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def preference_rows(pairs) -> list[dict]:
+    """(prompt, chosen, rejected) triples as the conversational rows the TRL trainers take."""
+    from synpo.templates import chat
+
+    return [
+        {
+            "prompt": chat(p),
+            "chosen": [{"role": "assistant", "content": c}],
+            "rejected": [{"role": "assistant", "content": r}],
+        }
+        for p, c, r in pairs
+    ]

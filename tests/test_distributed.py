@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import yaml
+from conftest import preference_rows
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
@@ -21,7 +22,6 @@ from synpo import distributed
 from synpo.cli import CONF_DIR, ConfigError, validate
 from synpo.config import DistributedConfig, GenerationConfig, OptimizerConfig
 from synpo.generation import ShardedGenerator, make_generator, vllm_engine_kwargs
-from synpo.templates import chat
 from synpo.training import simpo
 
 PAIRS = [
@@ -49,14 +49,7 @@ def single():
 
 
 def test_two_cpu_processes_train_like_one_with_the_same_global_batch(tiny_model, tmp_path, single):
-    rows = [
-        {
-            "prompt": chat(p),
-            "chosen": [{"role": "assistant", "content": c}],
-            "rejected": [{"role": "assistant", "content": r}],
-        }
-        for p, c, r in PAIRS
-    ]
+    rows = preference_rows(PAIRS)
     # Global batch 4: one process x 2 per device x 2 accumulation steps; two processes x 2 per device x 1.
     cfg = OptimizerConfig(
         beta=2.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from conftest import preference_rows
 
 from synpo.config import OptimizerConfig, SFTConfig
 from synpo.models import load_causal_lm, load_tokenizer
@@ -35,14 +36,7 @@ def margin(path, tokenizer) -> float:
 
 def test_simpo_raises_the_chosen_over_rejected_margin(tiny_model, tmp_path):
     tokenizer = load_tokenizer(str(tiny_model))
-    rows = [
-        {
-            "prompt": chat(p),
-            "chosen": [{"role": "assistant", "content": c}],
-            "rejected": [{"role": "assistant", "content": r}],
-        }
-        for p, c, r in PAIRS
-    ]
+    rows = preference_rows(PAIRS)
     cfg = OptimizerConfig(
         beta=2.0,
         gamma=1.6,
