@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from synpo.io import read_json, write_json
+from synpo.io import read_json, resolve_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,6 @@ def _digest_of(path: str, size: int, mtime_ns: int) -> str:
 def config_files(config) -> dict[str, str]:
     """The sha256 of every local file the config names (a path or `pkg://...`): a seed, corpus or prompt file edited
     in place changes the key of the stages that read it, as edited code does. Hub ids and folders are left out."""
-    from synpo.io import resolve_path
-
     found = {}
     todo = [config]
     while todo:

@@ -84,32 +84,28 @@ def prompt_source(cfg: DictConfig, runner: Runner, seeds: Artifact, m0: Artifact
         if name == "seed":
             return lambda t: (seeds, "train.jsonl", n)
         if name == "ultrafeedback":
-            config = {"pool": plain(m.prompt_pool), "n": n}
-            return lambda t: (
-                runner.run(
-                    f"iter{t}/ultrafeedback_prompts",
-                    prompt_pool.run,
-                    config={**config, "iteration": t},
-                    inputs={"seed": seeds},
-                ),
-                "prompts.jsonl",
-                None,
+            return staged(
+                "ultrafeedback_prompts",
+                prompt_pool.run,
+                lambda t: {"pool": plain(m.prompt_pool), "n": n, "iteration": t},
+                {"seed": seeds},
             )
-        config = {
-            "n": n,
-            "prompt_filter": plain(m.prompt_filter),
-            **plain(m.self_instruct),
-        }
-        return lambda t: (
-            runner.run(
-                f"iter{t}/self_instruct_prompts",
-                self_instruct.run,
-                config={**config, "iteration": t, **r.generating("question", seed + t)},
-                inputs={"model": m0, "seed": seeds},
-            ),
-            "prompts.jsonl",
-            None,
+        return staged(
+            "self_instruct_prompts",
+            self_instruct.run,
+            lambda t: {
+                "n": n,
+                "prompt_filter": plain(m.prompt_filter),
+                **plain(m.self_instruct),
+                "iteration": t,
+                **r.generating("question", seed + t),
+            },
+            {"model": m0, "seed": seeds},
         )
+
+    def staged(label: str, fn, config: Callable[[int], dict], inputs: dict) -> Callable[[int], Prompts]:
+        """A stage that writes iteration t's `prompts.jsonl` (`iterN/<label>`), configured by `config(t)`."""
+        return lambda t: (runner.run(f"iter{t}/{label}", fn, config=config(t), inputs=inputs), "prompts.jsonl", None)
 
     if m.prompt_source != "mix":
         return source(m.prompt_source)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from synpo.cli import ConfigError
+from synpo.judges import VERDICTS
 from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
 from synpo.methods.prompt_sources import prompt_source
 from synpo.methods.recipe import Recipe, plain, seeds_and_m0
@@ -34,8 +35,8 @@ from synpo.stages import best_worst_pairs, judge_samples, seed_sft
 def check(cfg: DictConfig) -> None:
     check_sampling(cfg)
     m = cfg.method
-    if m.judging.verdict not in ("generate", "logprobs"):
-        raise ConfigError(f"method.judging.verdict={m.judging.verdict!r}: choose one of ['generate', 'logprobs']")
+    if m.judging.verdict not in VERDICTS:
+        raise ConfigError(f"method.judging.verdict={m.judging.verdict!r}: choose one of {list(VERDICTS)}")
     if m.judging.judgments < 1:
         raise ConfigError(f"method.judging.judgments={m.judging.judgments} must be at least 1")
     if m.sft_items is not None and m.sft_items < 1:

@@ -25,10 +25,15 @@ def pool(cfg: PromptPoolConfig) -> tuple[list[str], str]:
         return [texts[i] for i in order], f"{cfg.hub_id} (method.prompt_pool.hub_id)"
     if cfg.source != "jsonl":
         raise DataError(f"method.prompt_pool.source={cfg.source!r}: expected hub or jsonl")
-    if not cfg.file:
-        raise DataError("method.prompt_pool.file is required when method.prompt_pool.source=jsonl")
-    path = resolve_path(cfg.file)
-    return [r["prompt"] for r in read_jsonl(path, ("prompt",))], f"{path} (method.prompt_pool.file)"
+    return jsonl_prompts(cfg.file, "method.prompt_pool.file", "method.prompt_pool.source")
+
+
+def jsonl_prompts(file: str | None, key: str, source_key: str) -> tuple[list[str], str]:
+    """The `prompt` field of every row of the JSONL file config key `key` names, and where they come from."""
+    if not file:
+        raise DataError(f"{key} is required when {source_key}=jsonl")
+    path = resolve_path(file)
+    return [r["prompt"] for r in read_jsonl(path, ("prompt",))], f"{path} ({key})"
 
 
 def fresh_slice(texts: Iterable[str], seen: set[str], offset: int, n: int, source: str, iteration: int) -> tuple:

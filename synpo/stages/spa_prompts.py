@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from synpo.config import SPADataConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
-from synpo.stages.prompt_pool import fresh_slice
+from synpo.io import read_jsonl, write_jsonl
+from synpo.stages.prompt_pool import fresh_slice, jsonl_prompts
 from synpo.stages.spa_seed import shuffled_hub_rows
 
 
@@ -20,10 +20,7 @@ def pool(cfg: SPADataConfig) -> tuple[list[str], str]:
         rows = shuffled_hub_rows(cfg)
         start = len(rows) if cfg.seed_pairs is None else cfg.seed_pairs
         return rows.select(range(min(start, len(rows)), len(rows)))["prompt"], f"{cfg.hub_id} (method.data.hub_id)"
-    if not cfg.prompt_file:
-        raise DataError("method.data.prompt_file is required when method.data.source=jsonl")
-    path = resolve_path(cfg.prompt_file)
-    return [r["prompt"] for r in read_jsonl(path, ("prompt",))], f"{path} (method.data.prompt_file)"
+    return jsonl_prompts(cfg.prompt_file, "method.data.prompt_file", "method.data.source")
 
 
 def run(out: Path, config: dict, seed: Path) -> dict:
