@@ -181,6 +181,7 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
         ("cpu_sampling_ranking", "method.samples_per_prompt=1", "method.samples_per_prompt=1"),
         ("cpu_sampling_ranking", "method.prompt_source=web", "method.prompt_source='web'"),
         ("cpu_demo", "method.prompt_source=web", "method.prompt_source='web'"),
+        ("cpu_demo", "method.prompts_per_iteration=0", "method.prompts_per_iteration=0 must be at least 1"),
         ("cpu_demo", "method.prompt_source=mix method.mix=[generator]", "method.mix=['generator']: two or more"),
         ("cpu_sampling_ranking", "method.self_instruct.max_rouge_l=0", "max_rouge_l=0.0 in (0, 1]"),
         ("cpu_self_rewarding", "method.judging.judgments=0", "method.judging.judgments=0"),

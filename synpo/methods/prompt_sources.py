@@ -20,6 +20,8 @@ Prompts = tuple[Artifact, str, int | None]
 
 def check_prompt_source(m: DictConfig) -> None:
     """Prompt-source values that compose but cannot work, named by their key."""
+    if m.prompts_per_iteration < 1:
+        raise ConfigError(f"method.prompts_per_iteration={m.prompts_per_iteration} must be at least 1")
     if m.prompt_source not in PROMPT_SOURCES:
         raise ConfigError(f"method.prompt_source={m.prompt_source!r}: choose one of {list(PROMPT_SOURCES)}")
     if m.prompt_source == "mix":
