@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluation import alpaca, arena_hard, mt_bench, open_llm
-from evaluation.common import EvaluationError, load_rows, settings, write_result
+from evaluation.common import load_rows, settings, write_result
 from synpo.config import EvaluationConfig, GenerationConfig
+from synpo.errors import EvaluationError
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ class Context:
 
 def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | None = None) -> None:
     """Fail on bad input before any generation, naming the config key."""
-    from synpo.judges import JudgeError, make_judge_client
-    from synpo.models import ModelError, check_loadable
+    from synpo.errors import JudgeError, ModelError
+    from synpo.judges import make_judge_client
+    from synpo.models import check_loadable
 
     unknown = [s for s in cfg.suites if s not in SUITES]
     if unknown:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation.common import EvaluationError, ItemLog, load_rows
+from evaluation.common import ItemLog, load_rows
+from synpo.errors import EvaluationError
 
 log = logging.getLogger(__name__)
 

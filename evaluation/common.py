@@ -11,15 +11,12 @@ from dataclasses import asdict, is_dataclass
 from importlib import metadata
 from pathlib import Path
 
-from synpo.io import DataError, read_jsonl, resolve_path, write_json, write_jsonl
+from synpo.errors import DataError, EvaluationError
+from synpo.io import read_jsonl, resolve_path, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 PACKAGES = ("synpo", "alpaca-eval", "lm-eval", "transformers", "torch", "scikit-learn", "pandas")
-
-
-class EvaluationError(ValueError):
-    """Bad evaluation input (suite, task, file, checkpoint); the message names the config key."""
 
 
 def load_rows(spec: str, key: str, required: Iterable[str]) -> list[dict]:

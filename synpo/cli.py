@@ -21,15 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from synpo import distributed
 from synpo.config import register_configs
+from synpo.errors import ConfigError, SynpoError
 
 log = logging.getLogger("synpo")
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 register_configs()
-
-
-class ConfigError(ValueError):
-    """A config value that composes but cannot work; the message names the key."""
 
 
 def validate(cfg: DictConfig) -> None:
@@ -214,14 +211,9 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
-    from evaluation import EvaluationError
-    from synpo.io import DataError
-    from synpo.judges import JudgeError
-    from synpo.models import ModelError
-
     try:
         run(cfg)
-    except (ConfigError, DataError, ModelError, JudgeError, EvaluationError) as e:
+    except SynpoError as e:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -13,9 +13,7 @@ from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
-
-class DataError(ValueError):
-    """Bad input data; the message names the file and line."""
+from synpo.errors import DataError
 
 
 def resolve_path(spec: str) -> Path:

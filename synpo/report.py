@@ -31,6 +31,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from synpo.errors import ReportError
+
 # Paper column -> (suite name prefix, metric key) in a model's evaluation results.
 MAIN_COLUMNS = {
     "AE2 LC": ("alpaca_eval", "length_controlled_winrate"),
@@ -54,10 +56,6 @@ def evaluation_columns(model_eval: dict) -> dict:
         r.get("metrics", r).get("n_unparsable", 0) for r in model_eval.values() if isinstance(r, dict)
     )
     return columns
-
-
-class ReportError(ValueError):
-    pass
 
 
 def _metric(evaluation: dict, prefix: str, key: str):

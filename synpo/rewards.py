@@ -14,8 +14,9 @@ import torch
 from tqdm.auto import tqdm
 
 from synpo.config import RewardConfig
+from synpo.errors import ModelError
 from synpo.judges import as_judge_config, make_judge_client
-from synpo.models import ModelError, check_loadable, load_causal_lm, load_tokenizer, torch_dtype
+from synpo.models import check_loadable, load_causal_lm, load_tokenizer, torch_dtype
 from synpo.registry import Registry
 from synpo.templates import chat
 

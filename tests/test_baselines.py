@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from synpo.config import PreferenceDataConfig, RewardConfig
-from synpo.io import DataError, read_jsonl, write_json, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, write_json, write_jsonl
 from synpo.rewards import REWARDS, Reward, make_reward, register_reward
 from synpo.stages import best_worst_pairs, gold_pairs, judge_samples, preference_data, score_samples, seed_sft
 from synpo.templates import parse_additive_score

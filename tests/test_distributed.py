@@ -19,8 +19,9 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from synpo import distributed
-from synpo.cli import CONF_DIR, ConfigError, validate
+from synpo.cli import CONF_DIR, validate
 from synpo.config import DistributedConfig, GenerationConfig, OptimizerConfig
+from synpo.errors import ConfigError
 from synpo.generation import ShardedGenerator, make_generator, vllm_engine_kwargs
 from synpo.training import simpo
 

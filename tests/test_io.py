@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from synpo.config import SeedDataConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, resolve_path, write_jsonl
 from synpo.stages import seed_set
 
 

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from synpo.config import JudgeConfig, RewardConfig
-from synpo.judges import JudgeError, make_judge_client
+from synpo.errors import JudgeError
+from synpo.judges import make_judge_client
 from synpo.rewards import JUDGE_PAIRWISE_TEMPLATE, check_reward, make_reward, parse_verdict
 
 KEY_ENV = "SYNPO_TEST_JUDGE_KEY"

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from synpo.io import DataError, read_jsonl, write_json, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, write_json, write_jsonl
 from synpo.stages import mix_prompts, prompt_pool, self_instruct
 from synpo.templates import parse_self_instruct, self_instruct_prompt
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from synpo.config import RewardConfig
-from synpo.models import ModelError, load_causal_lm, load_tokenizer
+from synpo.errors import ModelError
+from synpo.models import load_causal_lm, load_tokenizer
 from synpo.rewards import check_reward, make_reward, pairrm_model_class
 from synpo.templates import chat
 

@@ -8,9 +8,10 @@ import dataclasses
 import pytest
 
 from synpo.config import SPADataConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.errors import DataError, ModelError
+from synpo.io import read_jsonl, resolve_path, write_jsonl
 from synpo.methods.spa import check_reference_tokenizer
-from synpo.models import ModelError, load_tokenizer
+from synpo.models import load_tokenizer
 from synpo.stages import spa_prompts, spa_seed
 
 DEMO = SPADataConfig(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.cli import ConfigError
-from synpo.io import DataError
+from synpo.errors import ConfigError, DataError
 from synpo.methods.prompt_sources import Prompts, check_prompt_source
 from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner

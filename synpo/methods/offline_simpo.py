@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.cli import ConfigError
+from synpo.errors import ConfigError
 from synpo.methods.baselines import train_simpo
 from synpo.methods.recipe import m0_of, plain
 from synpo.stage import Artifact, Runner

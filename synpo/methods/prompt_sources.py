@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
-from synpo.cli import ConfigError
 from synpo.config import PROMPT_SOURCES
+from synpo.errors import ConfigError
 from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import corpus, keyword_lists, mix_prompts, prompt_generator, prompt_pool, self_instruct, write_prompts

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.cli import ConfigError
 from synpo.config import SEED_ONLY_VARIANTS
+from synpo.errors import ConfigError
 from synpo.methods.baselines import train_simpo
 from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.cli import ConfigError
+from synpo.errors import ConfigError
 from synpo.judges import VERDICTS
 from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
 from synpo.methods.prompt_sources import prompt_source

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.cli import ConfigError
+from synpo.errors import ConfigError, ModelError
 from synpo.methods.recipe import Recipe, m0_of, plain
-from synpo.models import ModelError, check_loadable, load_tokenizer, model_from_artifact
+from synpo.models import check_loadable, load_tokenizer, model_from_artifact
 from synpo.stage import Artifact, Runner
 from synpo.stages import reward_gap, spa_answers, spa_dpo, spa_label, spa_prompts, spa_seed
 

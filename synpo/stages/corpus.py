@@ -6,7 +6,8 @@ from itertools import islice
 from pathlib import Path
 
 from synpo.config import CorpusConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, resolve_path, write_jsonl
 
 
 def paragraphs(cfg: CorpusConfig) -> list[str]:

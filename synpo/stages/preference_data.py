@@ -12,7 +12,8 @@ import random
 from pathlib import Path
 
 from synpo.config import PreferenceDataConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, resolve_path, write_jsonl
 from synpo.stages.spa_seed import hub_pairs
 
 FIELDS = ("id", "prompt", "chosen", "rejected")

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from synpo.config import PromptPoolConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, resolve_path, write_jsonl
 
 
 def pool(cfg: PromptPoolConfig) -> tuple[list[str], str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from synpo.config import SFTConfig
-from synpo.io import DataError, read_jsonl, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, write_jsonl
 from synpo.models import model_from_artifact
 from synpo.templates import chat, improver_prompt
 from synpo.training import sft

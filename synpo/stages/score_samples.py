@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from synpo.config import RewardConfig
-from synpo.io import DataError, read_jsonl, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, write_jsonl
 from synpo.models import model_from_artifact
 from synpo.rewards import make_reward
 

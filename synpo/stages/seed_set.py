@@ -7,7 +7,8 @@ import random
 from pathlib import Path
 
 from synpo.config import SeedDataConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, resolve_path, write_jsonl
 
 FIELDS = ("id", "prompt", "gold")
 

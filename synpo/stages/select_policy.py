@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from synpo.io import DataError, read_jsonl, write_json
+from synpo.errors import DataError
+from synpo.io import read_jsonl, write_json
 
 
 def win_rate(gaps: list[dict]) -> float:

@@ -12,8 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 from synpo.config import GenerationConfig, PromptFilterConfig
+from synpo.errors import DataError
 from synpo.generation import Sampling, make_generator
-from synpo.io import DataError, read_jsonl, write_jsonl
+from synpo.io import read_jsonl, write_jsonl
 from synpo.models import model_from_artifact
 from synpo.stages.write_prompts import check
 from synpo.templates import chat, parse_self_instruct, self_instruct_prompt

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from synpo.config import OptimizerConfig
-from synpo.io import DataError, read_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl
 from synpo.models import model_from_artifact
 from synpo.templates import chat
 from synpo.training import simpo

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from synpo.config import OptimizerConfig, RefinementConfig
-from synpo.io import DataError, read_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl
 from synpo.models import load_tokenizer, model_from_artifact
 from synpo.stages.spa_answers import cut_prompt
 from synpo.templates import chat

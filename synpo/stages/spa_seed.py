@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from synpo.config import SPADataConfig
-from synpo.io import DataError, read_jsonl, resolve_path, write_jsonl
+from synpo.errors import DataError
+from synpo.io import read_jsonl, resolve_path, write_jsonl
 
 FIELDS = ("id", "prompt", "chosen", "rejected")
 
