@@ -15,8 +15,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/ruff check synpo tests
-	$(BIN)/ruff format --check synpo tests
+	$(BIN)/ruff check synpo evaluation multirun conf benchmarks tests
+	$(BIN)/ruff format --check synpo evaluation multirun conf benchmarks tests
 
 install: $(STAMP)
 

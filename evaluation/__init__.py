@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluation import alpaca, arena_hard, mt_bench, open_llm
-from evaluation.common import load_rows, settings, write_result
 from synpo.config import EvaluationConfig, GenerationConfig
 from synpo.errors import EvaluationError
+from synpo.evaluation import alpaca, arena_hard, mt_bench, open_llm
+from synpo.evaluation.common import load_rows, settings, write_result
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluation.common import ItemLog, load_rows
 from synpo.errors import EvaluationError
+from synpo.evaluation.common import ItemLog, load_rows
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from evaluation.common import ItemLog, load_rows
+from synpo.evaluation.common import ItemLog, load_rows
 from synpo.judges import best
 
 SYSTEM_PROMPT = (

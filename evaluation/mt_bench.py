@@ -19,8 +19,8 @@ import re
 import uuid
 from collections import defaultdict
 
-from evaluation.common import ItemLog, load_rows
 from synpo.errors import EvaluationError
+from synpo.evaluation.common import ItemLog, load_rows
 from synpo.judges import best
 
 TEMPERATURE = {

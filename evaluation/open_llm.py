@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
-from evaluation.common import ItemLog
 from synpo.errors import EvaluationError
+from synpo.evaluation.common import ItemLog
 from synpo.io import resolve_path
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ synpo                                  # the CPU demo: two SynPO iterations on S
 synpo experiment=cpu_demo method.iterations=1
 synpo -m optimizer.beta=2,4            # a sweep; stages shared by the jobs run once
 synpo --cfg job                        # show the composed config
+synpo -m +recipe=demo_beta --cfg job   # show every job of a sweep
 synpo --help                           # config groups and their options
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import random
 import sys
+from importlib import resources
 from pathlib import Path
 
 import hydra
@@ -25,7 +27,8 @@ from synpo.errors import ConfigError, SynpoError
 
 log = logging.getLogger("synpo")
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# The config groups: conf/ of the repository, installed as the package data of `synpo.conf`.
+CONF_DIR = Path(str(resources.files("synpo.conf")))
 register_configs()
 
 
@@ -64,7 +67,7 @@ def validate(cfg: DictConfig) -> None:
     check_loadable(m0, "model.path", cfg.model.trust_remote_code)
     check_reward(cfg.reward, m0)
     if cfg.evaluation.suites:
-        import evaluation
+        from synpo import evaluation
 
         evaluation.validate(cfg.checkpoint if cfg.mode == "eval" else m0, cfg.evaluation, m0)
 
@@ -219,12 +222,42 @@ def hydra_main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def show_sweep(args: list[str]) -> int:
+    """`synpo -m OVERRIDES --cfg job|hydra|all`: Hydra refuses --cfg beside --multirun, so print each job's composed
+    config instead: the recipe's `hydra.sweeper.params` and the command line's sweeps, expanded as Hydra's basic
+    sweeper expands them (the command line wins over a recipe for the same key)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    flag = next(i for i, a in enumerate(args) if a in ("--cfg", "-c"))
+    what = args[flag + 1] if flag + 1 < len(args) else "job"
+    overrides = [a for i, a in enumerate(args) if not a.startswith("-") and i != flag + 1]
+    parser = OverridesParser.create()
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="synpo"):
+        sweeper = compose("config", overrides=fixed, return_hydra_config=True).hydra.sweeper
+        if sweeper._target_ != "hydra._internal.core_plugins.basic_sweeper.BasicSweeper":
+            print(f"error: --cfg with -m lists the basic sweeper's jobs, not {sweeper._target_}'s", file=sys.stderr)
+            return 2
+        params = [f"{k}={v}" for k, v in (sweeper.params or {}).items()]
+        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + overrides), None)
+        for num, job in enumerate(jobs):
+            cfg = compose("config", overrides=job, return_hydra_config=what != "job")
+            print(f"# job {num}: {' '.join(job)}\n{OmegaConf.to_yaml(cfg.hydra if what == 'hydra' else cfg)}")
+    return 0
+
+
 def main() -> None:
-    """`synpo cache ...` manages the stage cache; anything else is a Hydra run."""
-    if sys.argv[1:2] == ["cache"]:
+    """`synpo cache ...` manages the stage cache; `synpo -m ... --cfg job` shows a sweep's jobs; anything else is a
+    Hydra run."""
+    args = sys.argv[1:]
+    if args[:1] == ["cache"]:
         from synpo.cache import main as cache_main
 
-        sys.exit(cache_main(sys.argv[2:]))
+        sys.exit(cache_main(args[1:]))
+    if {"-m", "--multirun"} & set(args) and {"--cfg", "-c"} & set(args):
+        sys.exit(show_sweep(args))
     hydra_main()
 
 

@@ -465,7 +465,7 @@ class AlpacaEvalConfig:
     name: str = "alpaca_eval_mini"
     # A JSON list in AlpacaEval's format (instruction, output, generator, dataset), or `hub` for the 805
     # instructions through alpaca-eval's own loader (needs the hub).
-    data: str = "pkg://evaluation/suites/alpaca_eval_mini/alpaca_eval_mini.json"
+    data: str = "pkg://synpo.evaluation/suites/alpaca_eval_mini/alpaca_eval_mini.json"
     max_new_tokens: int = 2048
     temperature: float = 0.7
     # `length_controlled_v1` (the leaderboard's) needs alpaca-eval's df_gamed.csv, i.e. the real 805 instructions.
@@ -478,8 +478,8 @@ class ArenaHardConfig:
     """Arena-Hard v0.1 (evaluation/arena_hard.py); files in arena-hard-auto's question / model_answer formats."""
 
     name: str = "arena_hard_mini"
-    questions: str = "pkg://evaluation/suites/arena_hard_mini/question.jsonl"
-    baseline_answers: str = "pkg://evaluation/suites/arena_hard_mini/model_answer/baseline-mini.jsonl"
+    questions: str = "pkg://synpo.evaluation/suites/arena_hard_mini/question.jsonl"
+    baseline_answers: str = "pkg://synpo.evaluation/suites/arena_hard_mini/model_answer/baseline-mini.jsonl"
     max_new_tokens: int = 4096
     temperature: float = 0.0
     strong_weight: int = 3
@@ -493,7 +493,7 @@ class MTBenchConfig:
     """MT-Bench (evaluation/mt_bench.py); questions in fschat's question.jsonl format."""
 
     name: str = "mt_bench_mini"
-    questions: str = "pkg://evaluation/suites/mt_bench_mini/question.jsonl"
+    questions: str = "pkg://synpo.evaluation/suites/mt_bench_mini/question.jsonl"
     # fschat's reference answers (model_answer format) for math / reasoning / coding; None = the questions'
     # own `reference` field.
     reference_answers: str | None = None
@@ -508,7 +508,7 @@ class LMEvalConfig:
     name: str = "lm_eval_mini"
     tasks: list[str] = field(default_factory=lambda: ["mini_mc", "mini_gen"])
     # A folder of extra task YAMLs for lm-eval's TaskManager; None = lm-eval's own tasks only.
-    include_path: str | None = "pkg://evaluation/suites/lm_eval_mini"
+    include_path: str | None = "pkg://synpo.evaluation/suites/lm_eval_mini"
     batch_size: int = 8
     device: str = "cpu"
     limit: int | None = None

@@ -68,7 +68,7 @@ class StageRecord:
     path: str
 
 
-PROJECT_PACKAGES = ("synpo", "evaluation")
+PROJECT_PACKAGES = ("synpo",)
 
 
 def _project_modules(name: str) -> dict[str, str]:
@@ -109,7 +109,7 @@ def code_version_of(module: str) -> str:
 
 def code_version(fn: Callable) -> str:
     """A digest of the stage's module and of every project module it imports (the library code it runs, e.g.
-    `synpo.training` or the `evaluation` suites): editing any of them invalidates the stage's cached outputs."""
+    `synpo.training` or the `synpo.evaluation` suites): editing any of them invalidates the stage's cached outputs."""
     return code_version_of(fn.__module__)
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation import alpaca, arena_hard, mt_bench, open_llm, validate
-from evaluation.common import ItemLog, load_rows
 from synpo.config import EvaluationConfig
 from synpo.errors import EvaluationError
+from synpo.evaluation import alpaca, arena_hard, mt_bench, open_llm, validate
+from synpo.evaluation.common import ItemLog, load_rows
 
 # ---------------------------------------------------------------- AlpacaEval
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-import evaluation
+from synpo import evaluation
 from synpo.config import EvaluationConfig, GenerationConfig, JudgeConfig
 
 GEN = GenerationConfig(temperature=0.7, batch_size=2)
@@ -73,7 +73,7 @@ def test_judged_mini_suites_end_to_end_with_a_tiny_policy_and_judge(tiny_model, 
 
 
 def test_every_local_judge_verdict_parses_in_logprobs_mode(tiny_model, tmp_path):
-    from evaluation.arena_hard import WINNER
+    from synpo.evaluation.arena_hard import WINNER
 
     cfg = judged_config(tiny_model, limit=3)
     cfg.judge.verdict = "logprobs"

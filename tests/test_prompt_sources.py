@@ -163,7 +163,7 @@ def test_the_demo_pool_serves_two_demo_iterations_and_shares_no_prompt_with_seed
         for s in ("train", "validation")
         for r in read_jsonl(resolve_path(f"pkg://synpo/data/seed_demo/{s}.jsonl"))
     }
-    suites = resolve_path("pkg://evaluation/suites")
+    suites = resolve_path("pkg://synpo.evaluation/suites")
     evaluation = "".join(p.read_text() for p in suites.rglob("*.json*"))
     assert len(set(pool)) == len(pool) >= 80  # cpu_demo: 2 iterations x 40 prompts
     assert not [p for p in pool if p in seed or p in evaluation]

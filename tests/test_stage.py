@@ -142,4 +142,4 @@ def test_code_version_follows_the_library_code_a_stage_imports(tmp_path, monkeyp
 
 def test_stage_code_includes_the_library_and_evaluation_code_it_runs():
     assert {"synpo.training", "synpo.stages.simpo"} <= set(stage._project_modules("synpo.stages.simpo"))
-    assert "evaluation.alpaca" in stage._project_modules("synpo.stages.evaluate")
+    assert "synpo.evaluation.alpaca" in stage._project_modules("synpo.stages.evaluate")

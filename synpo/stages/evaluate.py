@@ -15,7 +15,7 @@ from synpo.models import model_from_artifact
 
 
 def run(out: Path, config: dict, model: Path, m0: Path) -> dict:
-    import evaluation
+    from synpo import evaluation
 
     results = evaluation.run(
         model_from_artifact(model),
