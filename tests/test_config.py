@@ -141,6 +141,36 @@ def test_cfg_job_prints_the_composed_config(synpo):
     result = synpo("optimizer.beta=4", "--cfg", "job", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "beta: 4" in result.stdout
+    result = synpo("experiment=paper_mistral", "reward=armorm", "--cfg", "job", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "threshold: 0.02" in result.stdout
+    assert "beta_grid:\n  - 2.0\n  - 4.0\n  - 6.0\n  - 8.0\n  - 10.0\n  - 12.0\n" in result.stdout
+
+
+def composed_with_hydra(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+@pytest.mark.parametrize("experiment", ["paper_mistral", "paper_llama3"])
+def test_paper_presets_search_beta_in_every_iteration_and_flat_sweep_recipes_train_one(experiment):
+    assert composed(f"experiment={experiment}").method.beta_grid == [2, 4, 6, 8, 10, 12]
+    assert composed(f"experiment={experiment}", "method.beta_grid=[]").method.beta_grid == []  # one beta
+    for recipe, swept in (("beta_grid", "optimizer.beta"), ("threshold_grid", "reward.threshold")):
+        cfg = composed_with_hydra(f"experiment={experiment}", f"+recipe={recipe}")
+        assert cfg.method.beta_grid == [] and swept in cfg.hydra.sweeper.params
+    cfg = composed_with_hydra("+recipe=demo_beta")
+    assert cfg.method.beta_grid == [] and "optimizer.beta" in cfg.hydra.sweeper.params
+    assert composed().method.beta_grid == []  # the demo trains one beta
+
+
+def test_a_flat_beta_sweep_over_a_preset_that_searches_beta_fails_at_start_up(synpo):
+    """(So does a single optimizer.beta=4: either would be ignored.)"""
+    result = synpo("experiment=paper_mistral", "logger=none", "optimizer.beta=2,4", "--multirun", timeout=120)
+    assert result.returncode == 2
+    assert "is not used: method.beta_grid=[2.0, 4.0, 6.0, 8.0, 10.0, 12.0] searches beta" in result.stderr
+    assert "Add method.beta_grid=[]" in result.stderr
+    assert not (synpo.home / "stages").exists()
 
 
 def test_a_hub_model_that_cannot_be_had_fails_before_any_work(synpo):
