@@ -48,6 +48,7 @@ def validate(cfg: DictConfig) -> None:
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"{key}={value!r} is not available; choose one of {sorted(valid)}")
+    _check_beta_override(cfg)
     torch_dtype(cfg.model.dtype)
     if cfg.mode not in ("train", "eval"):
         raise ConfigError(f"mode={cfg.mode!r}: expected train or eval")
@@ -70,6 +71,21 @@ def validate(cfg: DictConfig) -> None:
         from synpo import evaluation
 
         evaluation.validate(cfg.checkpoint if cfg.mode == "eval" else m0, cfg.evaluation, m0)
+
+
+def _check_beta_override(cfg: DictConfig) -> None:
+    """`optimizer.beta` given on the command line (each job of a flat `-m optimizer.beta=...` sweep gets it so) means
+    nothing while `method.beta_grid` searches beta in every iteration: each job would run the whole grid."""
+    grid = cfg.method.get("beta_grid")
+    if not grid or not HydraConfig.initialized():
+        return
+    given = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").split("=")[0] == "optimizer.beta"]
+    if given:
+        raise ConfigError(
+            f"{given[0]} is not used: method.beta_grid={list(grid)} searches beta in every iteration (a flat "
+            "optimizer.beta sweep would run the whole grid in every job). Add method.beta_grid=[] to train one beta "
+            "per job (the beta_grid and threshold_grid recipes do), or leave optimizer.beta out to keep the search."
+        )
 
 
 def _distributed(cfg: DictConfig):

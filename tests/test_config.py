@@ -6,6 +6,7 @@ import time
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from synpo.cli import CONF_DIR
 
@@ -13,6 +14,71 @@ from synpo.cli import CONF_DIR
 def composed(*overrides: str):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+PAPER = [e for e in EXPERIMENTS if e.startswith("paper_")]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def option_values(group: str, option: str):
+    """What an option's file sets, with the same-group options it extends (its `defaults`; schemas are not files)."""
+    node = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+    entries = list(node.pop("defaults", None) or ["_self_"])
+    values = OmegaConf.create()
+    for entry in entries if "_self_" in entries else [*entries, "_self_"]:
+        if entry == "_self_":
+            values = OmegaConf.merge(values, node)
+        elif (CONF_DIR / group / f"{entry}.yaml").exists():
+            values = OmegaConf.merge(values, option_values(group, entry))
+    return values
+
+
+def keeps_own_values(groups: dict[str, list[str]], experiment: str | None) -> None:
+    """Each option of each group, named on the command line over `experiment`, composes to its own file's values
+    (several groups' options per composition, so every option is covered in max(len) compositions)."""
+    values = {g: {o: option_values(g, o) for o in opts} for g, opts in groups.items()}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for k in range(max(len(opts) for opts in groups.values())):
+            picked = {g: opts[k % len(opts)] for g, opts in groups.items()}
+            overrides = [f"{g}={o}" for g, o in picked.items()] + ([f"experiment={experiment}"] if experiment else [])
+            cfg = compose(config_name="config", overrides=overrides)
+            for g, o in picked.items():
+                assert OmegaConf.merge(cfg[g], values[g][o]) == cfg[g], f"{g}={o} over experiment={experiment}"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiments_select_group_options_and_restate_no_value(experiment):
+    """A value an experiment set would shadow the file of a group option the user picks."""
+    node = OmegaConf.load(CONF_DIR / "experiment" / f"{experiment}.yaml")
+    assert set(node) == {"defaults"}, f"experiment/{experiment}.yaml sets {sorted(set(node) - {'defaults'})}"
+
+
+@pytest.mark.parametrize("experiment", [None, *PAPER])
+def test_a_chosen_reward_optimizer_or_generation_keeps_its_own_values(experiment):
+    keeps_own_values({g: options(g) for g in ("reward", "optimizer", "generation")}, experiment)
+
+
+def test_a_chosen_method_option_keeps_its_own_values():
+    keeps_own_values({"method": options("method")}, None)
+
+
+@pytest.mark.parametrize(
+    "overrides, threshold, max_length",
+    [
+        (["reward=pairrm"], 0.20, 1224),
+        (["reward=armorm"], 0.02, 4096),
+        (["reward=judge"], 0.25, 768),
+        (["experiment=paper_mistral", "reward=armorm"], 0.02, 4096),
+        (["experiment=paper_llama3", "reward=pairrm"], 0.20, 1224),
+    ],
+)
+def test_a_reward_named_on_the_command_line_keeps_its_threshold(overrides, threshold, max_length):
+    reward = composed(*overrides).reward
+    assert (reward.threshold, reward.max_length) == (pytest.approx(threshold), max_length)
 
 
 def test_default_is_the_cpu_demo_on_the_embedded_model():
@@ -75,6 +141,36 @@ def test_cfg_job_prints_the_composed_config(synpo):
     result = synpo("optimizer.beta=4", "--cfg", "job", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "beta: 4" in result.stdout
+    result = synpo("experiment=paper_mistral", "reward=armorm", "--cfg", "job", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "threshold: 0.02" in result.stdout
+    assert "beta_grid:\n  - 2.0\n  - 4.0\n  - 6.0\n  - 8.0\n  - 10.0\n  - 12.0\n" in result.stdout
+
+
+def composed_with_hydra(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+@pytest.mark.parametrize("experiment", ["paper_mistral", "paper_llama3"])
+def test_paper_presets_search_beta_in_every_iteration_and_flat_sweep_recipes_train_one(experiment):
+    assert composed(f"experiment={experiment}").method.beta_grid == [2, 4, 6, 8, 10, 12]
+    assert composed(f"experiment={experiment}", "method.beta_grid=[]").method.beta_grid == []  # one beta
+    for recipe, swept in (("beta_grid", "optimizer.beta"), ("threshold_grid", "reward.threshold")):
+        cfg = composed_with_hydra(f"experiment={experiment}", f"+recipe={recipe}")
+        assert cfg.method.beta_grid == [] and swept in cfg.hydra.sweeper.params
+    cfg = composed_with_hydra("+recipe=demo_beta")
+    assert cfg.method.beta_grid == [] and "optimizer.beta" in cfg.hydra.sweeper.params
+    assert composed().method.beta_grid == []  # the demo trains one beta
+
+
+def test_a_flat_beta_sweep_over_a_preset_that_searches_beta_fails_at_start_up(synpo):
+    """(So does a single optimizer.beta=4: either would be ignored.)"""
+    result = synpo("experiment=paper_mistral", "logger=none", "optimizer.beta=2,4", "--multirun", timeout=120)
+    assert result.returncode == 2
+    assert "is not used: method.beta_grid=[2.0, 4.0, 6.0, 8.0, 10.0, 12.0] searches beta" in result.stderr
+    assert "Add method.beta_grid=[]" in result.stderr
+    assert not (synpo.home / "stages").exists()
 
 
 def test_a_hub_model_that_cannot_be_had_fails_before_any_work(synpo):
