@@ -471,6 +471,8 @@ class AlpacaEvalConfig:
     # `length_controlled_v1` (the leaderboard's) needs alpaca-eval's df_gamed.csv, i.e. the real 805 instructions.
     glm: str = "length_controlled_minimal"
     limit: int | None = None
+    # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
+    verdict: str | None = None
 
 
 @dataclass
@@ -486,6 +488,8 @@ class ArenaHardConfig:
     bootstrap_rounds: int = 100
     judgment_attempts: int = 2
     limit: int | None = None
+    # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
+    verdict: str | None = None
 
 
 @dataclass
@@ -499,6 +503,8 @@ class MTBenchConfig:
     reference_answers: str | None = None
     max_new_tokens: int = 1024
     limit: int | None = None
+    # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
+    verdict: str | None = None
 
 
 @dataclass

@@ -111,7 +111,7 @@ def test_arena_hard_verdict_parsing(text, expected):
 
 
 def judgment(qid, g1, g2):
-    return {"question_id": qid, "model": "model", "games": [{"score": g1}, {"score": g2}]}
+    return {"uid": qid, "model": "model", "games": [{"score": g1}, {"score": g2}]}
 
 
 FIXED = [
