@@ -271,13 +271,13 @@ def test_evaluation_paper_on_the_real_files_scores_a_limited_run_with_a_local_ju
 def test_moving_judge_alias_warns_with_the_papers_dated_models(tiny_model, caplog):
     cfg = EvaluationConfig(suites=["arena_hard", "mt_bench"])
     cfg.judge = JudgeConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model="gpt-4o", api_key_env=None)
-    with caplog.at_level(logging.WARNING, logger="evaluation"), pytest.raises(EvaluationError, match="not reachable"):
+    with caplog.at_level(logging.WARNING), pytest.raises(EvaluationError, match="not reachable"):
         evaluation.validate(str(tiny_model), cfg)
     assert "gpt-4o" in caplog.text and "gpt-4-1106-preview for arena_hard" in caplog.text
     assert "gpt-4 for mt_bench" in caplog.text
     caplog.clear()
     cfg.judge.model = "gpt-4-1106-preview"
-    with caplog.at_level(logging.WARNING, logger="evaluation"), pytest.raises(EvaluationError, match="not reachable"):
+    with caplog.at_level(logging.WARNING), pytest.raises(EvaluationError, match="not reachable"):
         evaluation.validate(str(tiny_model), cfg)
     assert "alias" not in caplog.text
 
