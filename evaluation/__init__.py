@@ -16,12 +16,15 @@ from pathlib import Path
 from synpo.config import EvaluationConfig, GenerationConfig
 from synpo.errors import EvaluationError
 from synpo.evaluation import alpaca, arena_hard, mt_bench, open_llm
-from synpo.evaluation.common import load_rows, settings, write_result
+from synpo.evaluation.common import settings, write_result
 
 log = logging.getLogger(__name__)
 
 SUITES = {"alpaca_eval": alpaca, "arena_hard": arena_hard, "mt_bench": mt_bench, "lm_eval": open_llm}
 JUDGED = ("alpaca_eval", "arena_hard", "mt_bench")
+# The dated judge models of the paper's benchmarks (AlpacaEval 2 and Arena-Hard v0.1: GPT-4 Turbo; MT-Bench: GPT-4).
+PAPER_JUDGES = {"alpaca_eval": "gpt-4-1106-preview", "arena_hard": "gpt-4-1106-preview", "mt_bench": "gpt-4"}
+MOVING_ALIASES = ("gpt-4-turbo", "gpt-4-turbo-preview", "gpt-4o", "chatgpt-4o-latest", "gpt-4o-mini")
 
 __all__ = ["SUITES", "EvaluationError", "run", "validate"]
 
@@ -67,6 +70,33 @@ class Context:
         return self._models["judge"]
 
 
+def check_verdict(kind: str, cfg: EvaluationConfig) -> None:
+    """A suite's verdict mode is known, and an endpoint judge is asked only for what it can return: AlpacaEval's
+    one-token verdict reads its top log-probabilities; Arena-Hard's and MT-Bench's labels need a local judge."""
+    from synpo.judges import VERDICTS
+
+    own = getattr(cfg, kind).verdict
+    key, verdict = (f"evaluation.{kind}.verdict", own) if own else ("evaluation.judge.verdict", cfg.judge.verdict)
+    if verdict not in VERDICTS:
+        raise EvaluationError(f"{key}={verdict!r}: expected one of {list(VERDICTS)}")
+    if verdict == "logprobs" and cfg.judge.backend == "openai" and kind != "alpaca_eval":
+        raise EvaluationError(
+            f"{key}=logprobs: {kind}'s verdict labels need a local judge (evaluation.judge.backend=local); an "
+            f"endpoint writes its judgment (set {key}=generate)"
+        )
+
+
+def warn_moving_alias(model: str | None, backend: str, suites: list[str]) -> None:
+    """An endpoint alias that OpenAI repoints over time gives numbers that drift; name the paper's dated model."""
+    if backend == "openai" and model in MOVING_ALIASES:
+        dated = ", ".join(f"{PAPER_JUDGES[s]} for {s}" for s in suites)
+        log.warning(
+            "evaluation.judge.model=%s is an alias that moves to newer models over time; the paper's judges were %s",
+            model,
+            dated,
+        )
+
+
 def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | None = None) -> None:
     """Fail on bad input before any generation, naming the config key."""
     from synpo.errors import JudgeError, ModelError
@@ -85,13 +115,17 @@ def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | 
         if cfg.alpaca_eval.glm not in alpaca.GLMS:
             raise EvaluationError(f"evaluation.alpaca_eval.glm={cfg.alpaca_eval.glm!r}: expected one of {alpaca.GLMS}")
     if "arena_hard" in cfg.suites:
-        load_rows(cfg.arena_hard.questions, "evaluation.arena_hard.questions", ("question_id", "turns"))
-        load_rows(cfg.arena_hard.baseline_answers, "evaluation.arena_hard.baseline_answers", ("question_id", "choices"))
+        questions = arena_hard.load_questions(cfg.arena_hard.questions, cfg.arena_hard.limit)
+        arena_hard.load_answers(cfg.arena_hard.baseline_answers, questions)
     if "mt_bench" in cfg.suites:
         mt_bench.load_questions(cfg.mt_bench)
     if "lm_eval" in cfg.suites:
         open_llm.validate(cfg.lm_eval)
-    if any(s in JUDGED for s in cfg.suites):
+    judged = [s for s in cfg.suites if s in JUDGED]
+    for kind in judged:
+        check_verdict(kind, cfg)
+    if judged:
+        warn_moving_alias(cfg.judge.model or judge_default_model, cfg.judge.backend, judged)
         try:
             make_judge_client(cfg.judge, judge_default_model, "evaluation.judge").check_reachable()
         except JudgeError as e:

@@ -1,9 +1,22 @@
 """AlpacaEval 2.0: the model's answers judged pairwise against the suite's baseline answers.
 
-Everything that alpaca-eval 0.6.6 can do offline comes from it: the judge prompt is its AE2 annotator's template
-(`alpaca_eval_clf_gpt4_turbo`, read from the installed package, filled by `make_prompts`, turned into messages by
-`prompt_to_chatml`), the order of the two outputs is its seeded `RandomSwitchTwoColumnsProcessor`, identical
-outputs are a tie without a judge call (its rule), and the raw win rate is `get_winrate` (ties count half).
+Everything that alpaca-eval 0.6.6 can do offline comes from it. The leaderboard's annotator is
+`weighted_alpaca_eval_gpt4_turbo`; its `configs.yaml` in the installed package gives the judge prompt (its
+`prompt_template`, filled by `make_prompts`, turned into messages by `prompt_to_chatml`), the decoding settings
+(`completions_kwargs`: one token, `temperature` 1, `top_logprobs` 5, model `gpt-4-1106-preview`) and the parser
+(`fn_completion_parser` = `logprob_parser` with its `completion_parser_kwargs`). The order of the two outputs is its
+seeded `RandomSwitchTwoColumnsProcessor`, identical outputs are a tie (1.5) without a judge call (its rule), and the
+raw win rate is `get_winrate` (ties count half).
+
+Reading the verdict (`evaluation.alpaca_eval.verdict`, default the judge's `verdict`):
+- `logprobs` (`evaluation=paper`'s, the leaderboard's): with an OpenAI-compatible judge, one completion per pair
+  with the annotator's decoding settings, and its returned choice (`logprobs.content[0].top_logprobs`) goes through
+  the annotator's parser, so the preference is weighted: 2 - P(m) / (P(m) + P(M)) in the order shown, then
+  unswitched; neither token among the top log-probabilities = unparsable. A local judge reads its
+  log-probabilities of "m" and "M" as the first answer token instead (`option_logprobs`), given to the same parser
+  as a choice with those two top log-probabilities. The annotation's `raw_completion` is that choice, as
+  alpaca-eval stores it.
+- `generate`: the judge's text is parsed ("m" or "M" first, else unparsable).
 
 Length-controlled win rate. `get_length_controlled_winrate` always starts with `_get_featurized_data`, which
 downloads `df_gamed.csv` from the `tatsu-lab/alpaca_eval` dataset repo (`hf_hub_download`, whatever the GLM):
@@ -16,17 +29,14 @@ rows). Neither exists for instructions written for a mini suite. So:
   repeats `_get_featurized_data`'s few feature lines without the download (the file only feeds columns this
   formula does not use) and fits with alpaca-eval's `make_dmatrix_for_model` and `fit_LogisticRegressionCV`; the
   tests check it equals `get_length_controlled_winrate(glm_name="length_controlled_minimal")` fed the same data.
-
-Reading the verdict. With `judge.verdict=generate` the judge's text is parsed ("m" or "M" first, else unparsable).
-With `judge.verdict=logprobs` the judge writes nothing: its log-probabilities of "m" and "M" as the first tokens of
-its answer go through alpaca-eval's own `logprob_parser` with the settings of AE2's default annotator
-(`weighted_alpaca_eval_gpt4_turbo`, which reads GPT-4 Turbo's top log-probabilities of these two tokens the same
-way), so the preference is weighted: 1 + P(M) / (P(m) + P(M)) in the order shown.
+  It is NOT the leaderboard's LC: on the leaderboard's own annotations it gives claude-2.1 32.41
+  (published 25.25) and alpaca-7b 19.55 (published 5.88); see `OFFLINE_LC_NOTE`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -37,8 +47,18 @@ from synpo.evaluation.common import ItemLog, load_rows
 
 log = logging.getLogger(__name__)
 
-SEED = 123  # alpaca-eval's default processor seed
+# The seed of the order switch: `PairwiseAnnotator`'s default (0), which it passes to each single annotator and so
+# to its processors (the single annotator's own default, 123, never applies). 0 reproduces the order of all 803
+# judged rows of the leaderboard's claude-2.1 annotations; 123 gets half of them wrong.
+SEED = 0
 GLMS = ("length_controlled_v1", "length_controlled_minimal")
+ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"  # AlpacaEval 2's default annotator, the leaderboard's
+# Printed wherever an offline LC is: measured by tests/test_benchmark_files.py on the leaderboard's annotations.
+OFFLINE_LC_NOTE = (
+    "glm=length_controlled_minimal is an offline stand-in, not the leaderboard's LC (length_controlled_v1 needs "
+    "df_gamed.csv from the hub): on the leaderboard's own annotations it gives claude-2.1 32.41 "
+    "(published 25.25) and alpaca-7b 19.55 (published 5.88)"
+)
 
 
 def _configs() -> Path:
@@ -47,17 +67,21 @@ def _configs() -> Path:
     return Path(alpaca_eval.__file__).parent / "evaluators_configs"
 
 
+def annotator_config() -> dict:
+    """The leaderboard annotator's entry in alpaca-eval's installed `configs.yaml` (prompt, decoding, parser)."""
+    import yaml
+
+    path = _configs() / ANNOTATOR / "configs.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))[ANNOTATOR]
+
+
 def _template() -> str:
-    return (_configs() / "alpaca_eval_clf_gpt4_turbo" / "alpaca_eval_clf.txt").read_text(encoding="utf-8")
+    return (_configs() / annotator_config()["prompt_template"]).read_text(encoding="utf-8")
 
 
 def weighted_parser_kwargs() -> dict:
     """`logprob_parser`'s settings in AE2's weighted annotator: numerator "m", denominators ["m", "M"]."""
-    import yaml
-
-    path = _configs() / "weighted_alpaca_eval_gpt4_turbo" / "configs.yaml"
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))["weighted_alpaca_eval_gpt4_turbo"]
-    return config["completion_parser_kwargs"]
+    return annotator_config()["completion_parser_kwargs"]
 
 
 def load_suite(data: str, limit: int | None = None) -> list[dict]:
@@ -100,15 +124,33 @@ def parse_preference(completion: str, switched: bool) -> float | None:
     return 3.0 - shown if switched else shown
 
 
-def weighted_preference(logprobs: dict[str, float], switched: bool) -> float:
-    """AE2's weighted preference from the judge's log-probabilities of its first answer token ({"m": .., "M": ..}):
-    `logprob_parser` on them as if they were the top log-probabilities of an OpenAI completion, then unswitched."""
-    from alpaca_eval.completion_parsers import logprob_parser
+def weighted_preference(choice: dict, switched: bool) -> float | None:
+    """AE2's weighted preference from a chat-completion choice with `logprobs.content[0].top_logprobs`: the
+    annotator's own parser on it, then unswitched; None when neither "m" nor "M" is among the top tokens."""
+    from alpaca_eval import completion_parsers
 
-    top = [{"token": token, "logprob": value} for token, value in logprobs.items()]
-    completion = {"logprobs": {"content": [{"top_logprobs": top}]}}
-    shown = float(logprob_parser(completion, **weighted_parser_kwargs())[0])
+    config = annotator_config()
+    parser = getattr(completion_parsers, config["fn_completion_parser"])
+    shown = float(parser(choice, **config["completion_parser_kwargs"])[0])
+    if math.isnan(shown):
+        return None
     return 3.0 - shown if switched else shown
+
+
+def local_choice(logprobs: dict[str, float]) -> dict:
+    """A local judge's log-probabilities of the answer tokens ({"m": .., "M": ..}) as the choice an endpoint returns
+    (its most probable token written, those tokens as its top log-probabilities)."""
+    token = max(logprobs, key=logprobs.get)
+    top = [{"token": t, "logprob": v} for t, v in logprobs.items()]
+    return {
+        "message": {"role": "assistant", "content": token},
+        "logprobs": {"content": [{"token": token, "logprob": logprobs[token], "top_logprobs": top}]},
+    }
+
+
+def is_same(output_1: str, output_2: str) -> bool:
+    """alpaca-eval's tie rule: identical outputs get preference 1.5 and no judge call."""
+    return output_1 == output_2
 
 
 def length_controlled_winrate(annotations: pd.DataFrame, glm: str) -> dict:
@@ -189,30 +231,44 @@ def evaluate(ctx, cfg) -> dict:
         for r, a in zip(rows, answers, strict=True)
     ]
 
+    verdict = cfg.verdict or ctx.judge_cfg.verdict
+
+    def read(conversations: list[list[dict]]) -> list[dict | str]:
+        """The judge's verdicts on `conversations`: choices with log-probabilities, or written texts."""
+        if verdict != "logprobs":
+            return ctx.judge().complete(conversations)
+        if ctx.judge_cfg.backend == "openai":
+            kwargs = annotator_config()["completions_kwargs"]
+            return ctx.judge().complete_logprobs(
+                conversations, kwargs["max_tokens"], kwargs["temperature"], kwargs["top_logprobs"]
+            )
+        options = weighted_parser_kwargs()["denominator_tokens"]
+        rows = ctx.judge().option_logprobs(conversations, options)
+        return [local_choice(dict(zip(options, row, strict=True))) for row in rows]
+
     def judge(chunk: list[dict]) -> list[dict]:
-        same = [p["output_1"].strip() == p["output_2"].strip() for p in chunk]
+        same = [is_same(p["output_1"], p["output_2"]) for p in chunk]
         ask = [p for p, s in zip(chunk, same, strict=True) if not s]
         verdicts = iter(())
         if ask:
             conversations, switched = judge_conversations(ask)
-            if ctx.judge_cfg.verdict == "logprobs":
-                options = weighted_parser_kwargs()["denominator_tokens"]
-                logprobs = [
-                    dict(zip(options, row, strict=True)) for row in ctx.judge().option_logprobs(conversations, options)
-                ]
-                completions = [max(lp, key=lp.get) for lp in logprobs]
-            else:
-                completions, logprobs = ctx.judge().complete(conversations), [None] * len(conversations)
-            verdicts = iter(zip(completions, logprobs, switched, strict=True))
+            verdicts = iter(zip(read(conversations), switched, strict=True))
         out = []
         for p, s in zip(chunk, same, strict=True):
             if s:
                 out.append({**p, "annotator": ctx.judge_name, "preference": 1.5, "raw_completion": None})
             else:
-                text, lp, sw = next(verdicts)
-                pref = parse_preference(text, sw) if lp is None else weighted_preference(lp, sw)
-                row = {**p, "annotator": ctx.judge_name, "preference": pref, "raw_completion": text}
-                out.append({**row, "is_switched_outputs": sw, **({"logprobs": lp} if lp else {})})
+                raw, sw = next(verdicts)
+                pref = parse_preference(raw, sw) if isinstance(raw, str) else weighted_preference(raw, sw)
+                out.append(
+                    {
+                        **p,
+                        "annotator": ctx.judge_name,
+                        "preference": pref,
+                        "raw_completion": raw,
+                        "is_switched_outputs": sw,
+                    }
+                )
         return out
 
     annotations = ItemLog(ctx.work / "annotations.jsonl", "index").fill(pairs, judge, ctx.chunk)

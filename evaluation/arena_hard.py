@@ -7,8 +7,20 @@ baseline as assistant A and game 2 swapped, strong verdicts counted `weight` (3)
 the Bradley-Terry fit as an unpenalised logistic regression on duplicated battles (ties = one win each way),
 ratings anchored at the baseline = 1000, and a bootstrap over battles whose 2.5 / 97.5 percentiles give the CI.
 
-With `judge.verdict=logprobs` (a local judge) the judge writes no judgment: its answer is started with "[[" and the
-verdict is the label of `LABELS` whose tokens, closed by "]]", are the most probable; no second attempt is needed.
+With `verdict=logprobs` (`evaluation.arena_hard.verdict`, default the judge's; a local judge only) the judge writes no
+judgment: its answer is started with "[[" and the verdict is the label of `LABELS` whose tokens, closed by "]]", are
+the most probable; no second attempt is needed.
+
+Files. Questions and the baseline's answers are read in either of arena-hard-auto's formats, whichever a file is in
+(judged by its first record):
+- today's (the repository since 2025): questions `{uid, category, cluster, prompt}`; answers
+  `{uid, ans_id, model, messages: [{role: user, content}, {role: assistant, content: {answer}}]}`;
+- the v0.1 releases': questions `{question_id, category, cluster, turns: [{content}]}`; answers
+  `{question_id, answer_id, model_id, choices: [{index, turns: [{content}]}]}`.
+What this suite writes is in today's format: `model_answer.jsonl` as the answers above, and `model_judgment.jsonl`
+with one row per question `{uid, category, model, baseline, judge, games}`, `games` being game 1 (baseline as
+assistant A) and game 2 (swapped), each `{user_prompt, judgment, score}` (+ `logprobs` of each label with
+`verdict=logprobs`).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import uuid
 import numpy as np
 import pandas as pd
 
+from synpo.errors import EvaluationError
 from synpo.evaluation.common import ItemLog, load_rows
 from synpo.judges import best
 
@@ -53,6 +66,57 @@ WINNER = {"A=B": "tie", "A>B": "a", "A>>B": "a", "B>A": "b", "B>>A": "b"}
 LABELS = ["A>>B", "A>B", "A=B", "B>A", "B>>A"]
 
 
+def _format(rows: list[dict], key: str, spec: str, today: tuple[str, ...], old: tuple[str, ...]) -> str:
+    """`today` or `old`, from the fields of the first record; every record must then carry that format's fields."""
+    if not rows:
+        raise EvaluationError(f"{key}={spec!r}: the file has no records")
+    fmt, fields = ("today", today) if "uid" in rows[0] else ("old", old)
+    for i, row in enumerate(rows):
+        missing = [f for f in fields if f not in row]
+        if missing:
+            raise EvaluationError(
+                f"{key}={spec!r}: record {i} lacks {missing} (expected arena-hard-auto's questions / answers with "
+                f"{list(today)} or, in the v0.1 releases' format, {list(old)})"
+            )
+    return fmt
+
+
+def load_questions(spec: str, limit: int | None = None) -> list[dict]:
+    """Arena-Hard questions in either format, as `{uid, category, prompt}`."""
+    key = "evaluation.arena_hard.questions"
+    rows = load_rows(spec, key, ())
+    if _format(rows, key, spec, ("uid", "prompt"), ("question_id", "turns")) == "today":
+        out = [{"uid": str(r["uid"]), "category": r.get("category"), "prompt": r["prompt"]} for r in rows]
+    else:
+        out = [
+            {"uid": str(r["question_id"]), "category": r.get("category"), "prompt": r["turns"][0]["content"]}
+            for r in rows
+        ]
+    return out[:limit] if limit else out
+
+
+def answer_text(row: dict) -> str:
+    """The answer of one answer record in either format (today's keeps it under the assistant's `content.answer`)."""
+    if "messages" in row:
+        content = row["messages"][-1]["content"]
+        return content["answer"] if isinstance(content, dict) else content
+    return row["choices"][0]["turns"][0]["content"]
+
+
+def load_answers(spec: str, questions: list[dict]) -> tuple[str, dict[str, str]]:
+    """(model name, {uid: answer}) of an answer file in either format; every question must have an answer."""
+    key = "evaluation.arena_hard.baseline_answers"
+    rows = load_rows(spec, key, ())
+    if _format(rows, key, spec, ("uid", "model", "messages"), ("question_id", "model_id", "choices")) == "today":
+        model, answers = rows[0]["model"], {str(r["uid"]): answer_text(r) for r in rows}
+    else:
+        model, answers = rows[0]["model_id"], {str(r["question_id"]): answer_text(r) for r in rows}
+    missing = [q["uid"] for q in questions if q["uid"] not in answers]
+    if missing:
+        raise EvaluationError(f"{key}={spec!r}: no answer for {len(missing)} questions, e.g. {missing[:3]}")
+    return model, answers
+
+
 def parse_verdict(judgment: str) -> tuple[str | None, bool]:
     """arena-hard's `get_score`: (label, try_again). No label -> try again; conflicting labels -> give up."""
     matches = {m for m in VERDICT.findall(judgment) if m}
@@ -75,10 +139,8 @@ def get_battles(judgments: list[dict], baseline: str, weight: int = 3) -> pd.Dat
                 model_won = (winner == "b") != swapped  # game 1: A = baseline; game 2: A = model
                 winner = "model_b" if model_won else "model_a"
             n = weight if ">>" in game["score"] else 1
-            rows += [
-                {"question_id": j["question_id"], "model_a": baseline, "model_b": j["model"], "winner": winner}
-            ] * n
-    return pd.DataFrame(rows, columns=["question_id", "model_a", "model_b", "winner"])
+            rows += [{"uid": j["uid"], "model_a": baseline, "model_b": j["model"], "winner": winner}] * n
+    return pd.DataFrame(rows, columns=["uid", "model_a", "model_b", "winner"])
 
 
 def compute_mle_elo(df: pd.DataFrame, baseline: str, scale=400, base=10, init_rating=1000) -> pd.Series:
@@ -126,7 +188,7 @@ def bt_win_rate(battles: pd.DataFrame, model: str, baseline: str, rounds: int = 
     }
 
 
-def judge_games(ctx, pairs: list[dict], attempts: int) -> list[dict]:
+def judge_games(ctx, pairs: list[dict], attempts: int, verdict: str, baseline: str) -> list[dict]:
     """Both games of each (question, baseline answer, model answer), with arena-hard's retry for a missing label."""
     convs, games = [], []
     for p in pairs:
@@ -134,7 +196,7 @@ def judge_games(ctx, pairs: list[dict], attempts: int) -> list[dict]:
             user = PROMPT_TEMPLATE.format(question_1=p["question"], answer_1=a1, answer_2=a2)
             convs.append([{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}])
             games.append({"user_prompt": user, "judgment": "", "score": None})
-    logprobs = ctx.judge_cfg.verdict == "logprobs"
+    logprobs = verdict == "logprobs"
     if logprobs:
         for game, row in zip(games, ctx.judge().option_logprobs(convs, LABELS, prefill="[[", suffix="]]"), strict=True):
             label = LABELS[best(row)]
@@ -155,8 +217,10 @@ def judge_games(ctx, pairs: list[dict], attempts: int) -> list[dict]:
         g.pop("try_again", None)
     return [
         {
-            "question_id": p["question_id"],
+            "uid": p["uid"],
+            "category": p["category"],
             "model": ctx.model_name,
+            "baseline": baseline,
             "judge": ctx.judge_name,
             "games": games[2 * k : 2 * k + 2],
         }
@@ -167,44 +231,39 @@ def judge_games(ctx, pairs: list[dict], attempts: int) -> list[dict]:
 def evaluate(ctx, cfg) -> dict:
     from synpo.generation import Sampling
 
-    questions = load_rows(cfg.questions, "evaluation.arena_hard.questions", ("question_id", "turns"))
-    questions = questions[: cfg.limit] if cfg.limit else questions
-    baseline_rows = load_rows(
-        cfg.baseline_answers, "evaluation.arena_hard.baseline_answers", ("question_id", "model_id", "choices")
-    )
-    baseline_answers = {r["question_id"]: r["choices"][0]["turns"][0]["content"] for r in baseline_rows}
-    baseline = baseline_rows[0]["model_id"]
-    missing = [q["question_id"] for q in questions if q["question_id"] not in baseline_answers]
-    if missing:
-        raise ValueError(f"evaluation.arena_hard.baseline_answers: no answer for questions {missing[:5]}")
+    questions = load_questions(cfg.questions, cfg.limit)
+    baseline, baseline_answers = load_answers(cfg.baseline_answers, questions)
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=ctx.top_p, seed=ctx.seed)
 
     def answer(chunk):
-        outs = ctx.generator().generate(
-            [[{"role": "user", "content": q["turns"][0]["content"]}] for q in chunk], sampling
-        )
+        outs = ctx.generator().generate([[{"role": "user", "content": q["prompt"]}] for q in chunk], sampling)
         return [
             {
-                "question_id": q["question_id"],
-                "answer_id": uuid.uuid4().hex,
-                "model_id": ctx.model_name,
-                "choices": [{"index": 0, "turns": [{"content": o[0]}]}],
+                "uid": q["uid"],
+                "ans_id": uuid.uuid4().hex,
+                "model": ctx.model_name,
+                "messages": [
+                    {"role": "user", "content": q["prompt"]},
+                    {"role": "assistant", "content": {"answer": o[0]}},
+                ],
             }
             for q, o in zip(chunk, outs, strict=True)
         ]
 
-    answers = ItemLog(ctx.work / "model_answer.jsonl", "question_id").fill(questions, answer, ctx.chunk)
+    answers = ItemLog(ctx.work / "model_answer.jsonl", "uid").fill(questions, answer, ctx.chunk)
     pairs = [
         {
-            "question_id": q["question_id"],
-            "question": q["turns"][0]["content"],
-            "baseline": baseline_answers[q["question_id"]],
-            "answer": a["choices"][0]["turns"][0]["content"],
+            "uid": q["uid"],
+            "category": q["category"],
+            "question": q["prompt"],
+            "baseline": baseline_answers[q["uid"]],
+            "answer": answer_text(a),
         }
         for q, a in zip(questions, answers, strict=True)
     ]
-    judgments = ItemLog(ctx.work / "model_judgment.jsonl", "question_id").fill(
-        pairs, lambda chunk: judge_games(ctx, chunk, cfg.judgment_attempts), ctx.chunk
+    verdict = cfg.verdict or ctx.judge_cfg.verdict
+    judgments = ItemLog(ctx.work / "model_judgment.jsonl", "uid").fill(
+        pairs, lambda chunk: judge_games(ctx, chunk, cfg.judgment_attempts, verdict, baseline), ctx.chunk
     )
     n_games = 2 * len(judgments)
     n_unparsable = sum(g["score"] not in WINNER for j in judgments for g in j["games"])

@@ -7,9 +7,9 @@ files: per-category sampling temperatures, the second question asked after the m
 math / reasoning / coding, "[[rating]]" parsed with "[rating]" as fallback, unparsable = -1 and left out of
 the means (counted here).
 
-With `judge.verdict=logprobs` (a local judge) the judge writes no explanation: its answer is started with
-"Rating: [[" (the prompt's own example) and the rating is the one of 1..10 whose tokens, closed by "]]", are the
-most probable.
+With `verdict=logprobs` (`evaluation.mt_bench.verdict`, default the judge's; a local judge only) the judge writes
+no explanation: its answer is started with "Rating: [[" (the prompt's own example) and the rating is the one of
+1..10 whose tokens, closed by "]]", are the most probable.
 """
 
 from __future__ import annotations
@@ -192,9 +192,11 @@ def evaluate(ctx, cfg) -> dict:
         for turn in (1, 2)
     ]
 
+    verdict = cfg.verdict or ctx.judge_cfg.verdict
+
     def judge(chunk: list[dict]) -> list[dict]:
         built = [judge_conversation(it["question"], it["answers"], it["turn"]) for it in chunk]
-        if ctx.judge_cfg.verdict == "logprobs":
+        if verdict == "logprobs":
             rows = ctx.judge().option_logprobs([conv for _, conv in built], RATINGS, "Rating: [[", "]]")
             texts = [f"Rating: [[{RATINGS[best(row)]}]]" for row in rows]
             extra = [{"logprobs": dict(zip(RATINGS, row, strict=True))} for row in rows]

@@ -175,10 +175,12 @@ def evaluate(cfg: DictConfig, runner, policies: dict) -> dict:
 
 def print_evaluation(results: dict) -> None:
     """The paper's columns for every evaluated model (the same as synpo-report's)."""
-    from synpo.report import evaluation_columns
+    from synpo.report import LC_GLM, evaluation_columns, offline_lc_notes
 
     table = {name: evaluation_columns(r) for name, r in results.items()}
-    columns = [c for c in next(iter(table.values()), {}) if any(row[c] is not None for row in table.values())]
+    columns = [
+        c for c in next(iter(table.values()), {}) if c != LC_GLM and any(row[c] is not None for row in table.values())
+    ]
     if not columns:
         return
     print("\nEvaluation (the shipped mini suites are not the real benchmarks; unparsable verdicts are not scored):")
@@ -186,6 +188,8 @@ def print_evaluation(results: dict) -> None:
     for name, row in table.items():
         cells = [f"{row[c]:.3g}" if isinstance(row[c], int | float) else "-" for c in columns]
         print(f"{name:<5}  " + "  ".join(f"{v:>{len(c)}}" for v, c in zip(cells, columns, strict=True)))
+    for note in offline_lc_notes(list(table.values())):
+        print(note)
 
 
 def run(cfg: DictConfig) -> dict:

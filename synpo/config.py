@@ -111,10 +111,12 @@ class JudgeConfig:
     # `local` only: text the judge's answer starts with. "[[" makes a small model give its verdict ([[A]], [[5]],
     # [[A>B]]) at once instead of an explanation it rarely ends with a parsable verdict; "" = the paper's prompts.
     verdict_prefill: str = ""
-    # How a verdict is read. `generate`: the judge writes a completion and the verdict is parsed from it (the
-    # papers' judges). `logprobs` (`local` only): no text is written; the verdict is the one of the format's fixed
-    # answers (AlpacaEval "m"/"M", Arena-Hard "A>>B".."B>>A", MT-Bench "1".."10", the reward's A/B/C) whose tokens
-    # are most probable after the prompt and the format's own lead-in, so every verdict parses.
+    # How a verdict is read (the evaluation suites' default; each suite may set its own `verdict`). `generate`: the
+    # judge writes a completion and the verdict is parsed from it (Arena-Hard's and MT-Bench's GPT-4 judges).
+    # `logprobs`: a local judge writes no text; the verdict is the one of the format's fixed answers (AlpacaEval
+    # "m"/"M", Arena-Hard "A>>B".."B>>A", MT-Bench "1".."10", the reward's A/B/C) whose tokens are most probable
+    # after the prompt and the format's own lead-in, so every verdict parses. An endpoint serves `logprobs` for
+    # AlpacaEval only (`evaluation.alpaca_eval.verdict`): its top log-probabilities of one token, as AE2's annotator.
     verdict: str = "generate"
     # At most this many completions are requested (cache hits are free); None = no limit.
     max_requests: int | None = None
@@ -471,6 +473,8 @@ class AlpacaEvalConfig:
     # `length_controlled_v1` (the leaderboard's) needs alpaca-eval's df_gamed.csv, i.e. the real 805 instructions.
     glm: str = "length_controlled_minimal"
     limit: int | None = None
+    # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
+    verdict: str | None = None
 
 
 @dataclass
@@ -486,6 +490,8 @@ class ArenaHardConfig:
     bootstrap_rounds: int = 100
     judgment_attempts: int = 2
     limit: int | None = None
+    # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
+    verdict: str | None = None
 
 
 @dataclass
@@ -499,6 +505,8 @@ class MTBenchConfig:
     reference_answers: str | None = None
     max_new_tokens: int = 1024
     limit: int | None = None
+    # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
+    verdict: str | None = None
 
 
 @dataclass

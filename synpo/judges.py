@@ -9,6 +9,10 @@
 returns the one whose tokens the judge finds most probable after the prompt, the way AlpacaEval 2's weighted
 annotator reads the log-probabilities of "m" and "M" instead of parsing text. A small model that never writes a
 parsable verdict still ranks the answers it was asked to choose between.
+
+`complete_logprobs` asks an endpoint for a completion with its `top_logprobs` (what a chat-completions endpoint
+returns when `logprobs: true`) and returns each choice as sent, the form alpaca-eval's `logprob_parser` reads:
+AlpacaEval 2's weighted annotator through any OpenAI-compatible server.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ class JudgeClient:
         self.name = name
         self.requests = 0
         self._cache: dict[str, str] = {}
-        # Answer log-probabilities of `option_logprobs`, in the same cache file (rows with a "logprobs" field).
+        # Answer log-probabilities of `option_logprobs`, in the same cache file (rows with a "logprobs" field),
+        # and the choices of `complete_logprobs` (rows with a "choice" field).
         self._logprobs: dict[str, list[float]] = {}
+        self._choices: dict[str, dict] = {}
         self._lock = threading.Lock()
         if cfg.cache_file and Path(cfg.cache_file).is_file():
             with open(cfg.cache_file) as f:
@@ -59,6 +65,8 @@ class JudgeClient:
                         self._cache[row["key"]] = row["completion"]
                         if "logprobs" in row:
                             self._logprobs[row["key"]] = row["logprobs"]
+                        if "choice" in row:
+                            self._choices[row["key"]] = row["choice"]
 
     def check_reachable(self) -> None:
         """Raise JudgeError when the judge cannot answer; loads no weights and sends no completion."""
@@ -70,6 +78,13 @@ class JudgeClient:
     def _score(self, todo: dict[str, list[dict]], options: list[str], prefill: str, suffix: str) -> None:
         """Store the log-probabilities of every option for {key: messages} (`verdict=logprobs`)."""
         raise JudgeError(f"{self.name}.backend={self.cfg.backend}: {self.name}.verdict=logprobs needs a local judge")
+
+    def _complete_logprobs(self, todo: dict[str, list[dict]], sampling: dict) -> None:
+        """Store the choice (with `logprobs.content[].top_logprobs`) of every {key: messages}."""
+        raise JudgeError(
+            f"{self.name}.backend={self.cfg.backend}: top log-probabilities come from an OpenAI-compatible endpoint "
+            f"(backend=openai); a local judge scores the fixed answers instead (option_logprobs)"
+        )
 
     def _key(self, messages: list[dict], scoring: dict | None = None) -> str:
         """A completion's key holds the sampling settings; a `scoring` (options, lead-in) key holds those instead,
@@ -120,18 +135,46 @@ class JudgeClient:
             self._score(todo, options, prefill, suffix)
         return [self._logprobs[k] for k in keys]
 
+    def complete_logprobs(
+        self, conversations: list[list[dict]], max_tokens: int, temperature: float, top_logprobs: int
+    ) -> list[dict]:
+        """One choice per conversation as the endpoint returned it (`message`, `logprobs.content[i].top_logprobs`),
+        sampled with these settings (the suite's, e.g. AlpacaEval's annotator config) instead of the judge's.
+        Cached, budgeted and retried like completions, under keys of their own."""
+        sampling = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "logprobs": True,
+            "top_logprobs": top_logprobs,
+        }
+        keys = [self._key(c, {"complete_logprobs": sampling}) for c in conversations]
+        todo = {k: c for k, c in zip(keys, conversations, strict=True) if k not in self._choices}
+        self._reserve(len(todo), "completions with log-probabilities")
+        if todo:
+            log.info(
+                "%s: %d completions with log-probabilities (%d cached) from %s",
+                self.name,
+                len(todo),
+                len(keys) - len(todo),
+                self.model,
+            )
+            self._complete_logprobs(todo, sampling)
+        return [self._choices[k] for k in keys]
+
     def choose(
         self, conversations: list[list[dict]], options: list[str], prefill: str = "", suffix: str = ""
     ) -> list[str]:
         """The most probable of `options` for each conversation (see `option_logprobs`)."""
         return [options[best(row)] for row in self.option_logprobs(conversations, options, prefill, suffix)]
 
-    def _store(self, key: str, completion: str, logprobs: list[float] | None = None) -> None:
+    def _store(self, key: str, completion: str, logprobs: list[float] | None = None, choice: dict | None = None):
         row = {"key": key, "completion": completion}
         with self._lock:
             self._cache[key] = completion
             if logprobs is not None:
                 self._logprobs[key] = row["logprobs"] = logprobs
+            if choice is not None:
+                self._choices[key] = row["choice"] = choice
             if self.cfg.cache_file:
                 Path(self.cfg.cache_file).parent.mkdir(parents=True, exist_ok=True)
                 with open(self.cfg.cache_file, "a") as f:
@@ -279,26 +322,35 @@ class OpenAIJudge(JudgeClient):
             ) from e
 
     def _complete(self, todo: dict[str, list[dict]]) -> None:
+        sampling = {"max_tokens": self.cfg.max_new_tokens, "temperature": self.cfg.temperature}
+        self._post_all(todo, sampling, lambda key, choice: self._store(key, choice["message"]["content"] or ""))
+
+    def _complete_logprobs(self, todo: dict[str, list[dict]], sampling: dict) -> None:
+        def store(key: str, choice: dict) -> None:
+            if not (choice.get("logprobs") or {}).get("content"):
+                raise JudgeError(
+                    f"{self.name}: {self.cfg.base_url} returned no logprobs.content for a request with logprobs=true "
+                    f"(model {self.model}); this endpoint cannot serve a log-probability verdict"
+                )
+            self._store(key, choice["message"]["content"] or "", choice=choice)
+
+        self._post_all(todo, sampling, store)
+
+    def _post_all(self, todo: dict[str, list[dict]], sampling: dict, store) -> None:
         headers = self._headers()
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.batch_size)) as pool:
-            list(pool.map(lambda item: self._store(item[0], self._post(item[1], headers)), todo.items()))
+            list(pool.map(lambda item: store(item[0], self._post(item[1], headers, sampling)), todo.items()))
 
-    def _post(self, messages: list[dict], headers: dict) -> str:
-        body = json.dumps(
-            {
-                "model": self.model,
-                "messages": messages,
-                "max_tokens": self.cfg.max_new_tokens,
-                "temperature": self.cfg.temperature,
-            }
-        ).encode()
+    def _post(self, messages: list[dict], headers: dict, sampling: dict) -> dict:
+        """The first choice of one chat completion, retried on rate limits and server errors."""
+        body = json.dumps({"model": self.model, "messages": messages, **sampling}).encode()
         url = f"{self.cfg.base_url}/chat/completions"
         attempt = 0
         while True:
             try:
                 request = urllib.request.Request(url, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=self.cfg.timeout) as response:
-                    return json.load(response)["choices"][0]["message"]["content"] or ""
+                    return json.load(response)["choices"][0]
             except urllib.error.HTTPError as e:
                 if e.code not in RETRY_STATUS or attempt >= self.cfg.max_retries:
                     detail = e.read().decode(errors="replace")[:300]
@@ -329,8 +381,9 @@ def make_judge_client(cfg: JudgeConfig | dict, default_model: str | None = None,
             raise JudgeError(f"{name}.backend=openai needs {name}.base_url and {name}.model (the endpoint's name)")
         if cfg.verdict == "logprobs":
             raise JudgeError(
-                f"{name}.verdict=logprobs: only a local judge scores given answers (an endpoint returns at most the "
-                f"top log-probabilities of the tokens it samples); set {name}.verdict=generate or "
+                f"{name}.verdict=logprobs: only a local judge scores given answers after a lead-in (an endpoint "
+                f"returns the top log-probabilities of the tokens it samples, which only AlpacaEval's one-token "
+                f"verdict reads: evaluation.alpaca_eval.verdict=logprobs); set {name}.verdict=generate or "
                 f"{name}.backend=local"
             )
         if cfg.verdict_prefill:

@@ -42,6 +42,8 @@ MAIN_COLUMNS = {
     "MT-Bench T2": ("mt_bench", "turn_2"),
     "MT-Bench": ("mt_bench", "average"),
 }
+# The GLM behind a row's AE2 LC (not a printed column).
+LC_GLM = "lc_glm"
 # Keys of evaluation.open_llm.TASKS (Table 4 of the paper, then the shipped mini tasks).
 OPEN_LLM = ["arc", "hellaswag", "truthfulqa", "mmlu", "winogrande", "gsm8k", "mini_mc", "mini_gen"]
 
@@ -55,7 +57,17 @@ def evaluation_columns(model_eval: dict) -> dict:
     columns["unparsable verdicts"] = sum(
         r.get("metrics", r).get("n_unparsable", 0) for r in model_eval.values() if isinstance(r, dict)
     )
+    columns[LC_GLM] = _metric(model_eval, "alpaca_eval", "glm") if columns["AE2 LC"] is not None else None
     return columns
+
+
+def offline_lc_notes(rows: list[dict]) -> list[str]:
+    """The note that goes wherever an LC from the offline GLM is printed: it is not the leaderboard's LC."""
+    if any(r.get(LC_GLM) == "length_controlled_minimal" for r in rows):
+        from synpo.evaluation.alpaca import OFFLINE_LC_NOTE
+
+        return [f"AE2 LC: {OFFLINE_LC_NOTE}."]
+    return []
 
 
 def _metric(evaluation: dict, prefix: str, key: str):
@@ -151,6 +163,8 @@ def write_table(rows: list[dict], columns: list[str], path: Path, title: str, no
         writer.writerows(rows)
     lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    if "AE2 LC" in columns:
+        notes = notes + offline_lc_notes(rows)
     path.with_suffix(".md").write_text("\n".join(lines + [""] + notes) + "\n")
 
 
@@ -255,6 +269,7 @@ def table2_rows(dirs: list[Path]) -> tuple[list[dict], list[str]]:
                     "model": name,
                     **{c: columns[c] for c in TABLE2_COLUMNS},
                     "unparsable verdicts": columns["unparsable verdicts"],
+                    LC_GLM: columns[LC_GLM],
                     "run": str(job),
                 }
                 if name == "M0":

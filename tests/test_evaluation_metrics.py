@@ -111,7 +111,7 @@ def test_arena_hard_verdict_parsing(text, expected):
 
 
 def judgment(qid, g1, g2):
-    return {"question_id": qid, "model": "model", "games": [{"score": g1}, {"score": g2}]}
+    return {"uid": qid, "model": "model", "games": [{"score": g1}, {"score": g2}]}
 
 
 FIXED = [
@@ -289,5 +289,11 @@ def test_configs_compose_and_paper_carries_the_papers_settings():
         2048,
     )
     assert paper.alpaca_eval.glm == "length_controlled_v1" and paper.judge.model == "gpt-4-1106-preview"
+    # AlpacaEval is read as the leaderboard's weighted annotator reads it; Arena-Hard's and MT-Bench's judges write.
+    assert (paper.alpaca_eval.verdict, paper.arena_hard.verdict, paper.mt_bench.verdict) == (
+        "logprobs",
+        "generate",
+        "generate",
+    )
     assert paper.arena_hard.baseline_answers.endswith("gpt-4-0314.jsonl") and paper.arena_hard.bootstrap_rounds == 100
     assert set(paper.lm_eval.tasks) == set(open_llm.TASKS) - {"mini_mc", "mini_gen"}

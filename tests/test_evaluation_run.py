@@ -84,7 +84,8 @@ def test_every_local_judge_verdict_parses_in_logprobs_mode(tiny_model, tmp_path)
     for r in rows:
         if r["raw_completion"] is not None:  # judged (identical answers are a tie without a judge)
             # AE2's weighted preference: 1 + P(model's answer) among the two identifiers.
-            p_m, p_big = (math.exp(r["logprobs"][t]) for t in ("m", "M"))
+            top = {t["token"]: t["logprob"] for t in r["raw_completion"]["logprobs"]["content"][0]["top_logprobs"]}
+            p_m, p_big = (math.exp(top[t]) for t in ("m", "M"))
             p_model = (p_m if r["is_switched_outputs"] else p_big) / (p_m + p_big)
             assert r["preference"] == pytest.approx(1 + p_model)
     ah = results["arena_hard_mini"]["metrics"]

@@ -336,3 +336,33 @@ def test_judge_reward_against_transformers_serve(served_model):
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     gaps = make_reward(cfg, "unused-m0").gaps(["What is 2 + 2?"], ["4"], ["5"])
     assert gaps[0]["unparsed"] == 2 and gaps[0]["gap"] is None
+
+
+def test_log_probability_completions_are_budgeted_retried_and_refused_without_logprobs(monkeypatch, tmp_path):
+    monkeypatch.setenv(KEY_ENV, "k")
+    with ScriptedServer(statuses=[503], answer=lambda prompt: "M") as server:
+        client = make_judge_client(http_judge(server.url, max_requests=0))
+        with pytest.raises(JudgeError, match="max_requests=0: 1 more completions with log-probabilities"):
+            client.complete_logprobs(CONVERSATION, max_tokens=1, temperature=1.0, top_logprobs=5)
+        assert server.posts == []
+        client = make_judge_client(http_judge(server.url, cache_file=str(tmp_path / "cache.jsonl")))
+        # A 503 is retried; the answer then has no log-probabilities: a clear error, nothing cached.
+        with pytest.raises(JudgeError, match="returned no logprobs.content"):
+            client.complete_logprobs(CONVERSATION, max_tokens=1, temperature=1.0, top_logprobs=5)
+        assert len(server.posts) == 2
+        assert {k: server.posts[1][k] for k in ("max_tokens", "temperature", "logprobs", "top_logprobs")} == {
+            "max_tokens": 1,
+            "temperature": 1.0,
+            "logprobs": True,
+            "top_logprobs": 5,
+        }
+        assert not (tmp_path / "cache.jsonl").exists()
+
+
+def test_transformers_serve_returns_no_logprobs_and_says_so(served_model):
+    url, model = served_model
+    client = make_judge_client(JudgeConfig(backend="openai", base_url=url, model=model, api_key_env=None))
+    with pytest.raises(JudgeError, match="returned no logprobs.content"):
+        client.complete_logprobs(
+            [[{"role": "user", "content": "m or M?"}]], max_tokens=1, temperature=1.0, top_logprobs=5
+        )

@@ -14,8 +14,14 @@ from synpo.report import main as report_main
 
 
 def evaluated(lc: float, wr: float, arena: float, unparsable: int = 0) -> dict:
+    ae = {
+        "length_controlled_winrate": lc,
+        "win_rate": wr,
+        "n_unparsable": unparsable,
+        "glm": "length_controlled_minimal",
+    }
     return {
-        "alpaca_eval_mini": {"length_controlled_winrate": lc, "win_rate": wr, "n_unparsable": unparsable},
+        "alpaca_eval_mini": ae,
         "arena_hard_mini": {"win_rate": arena},
     }
 
@@ -82,6 +88,9 @@ def test_table2_lays_out_methods_as_rows_with_the_papers_rows_apart(tmp_path, ca
     md = (out / "table2.md").read_text()
     assert "| source | method | base | model | AE2 LC | AE2 WR | Arena-Hard |" in md
     assert "not finished (no summary.json), left out" in md and "not the benchmarks'" in md
+    # An LC from the offline GLM says it is not the leaderboard's, with the gap measured on its annotations.
+    assert "AE2 LC: glm=length_controlled_minimal is an offline stand-in, not the leaderboard's LC" in md
+    assert "alpaca-7b 19.55 (published 5.88)" in md
     assert md.strip() in printed
 
 
@@ -133,3 +142,12 @@ def test_table6_lays_out_iteration_1_by_method_and_prompt_source(tmp_path, capsy
         ("synpo", "mix", "13.0"),
     ]
     assert "Table 6: where the prompts come from" in capsys.readouterr().out
+
+
+def test_the_run_summary_prints_the_offline_lc_note_beside_an_offline_lc(capsys):
+    from synpo.cli import print_evaluation
+
+    print_evaluation({"M0": evaluated(10.0, 8.0, 5.0), "M1": evaluated(12.0, 9.0, 6.0)})
+    printed = capsys.readouterr().out
+    assert "AE2 LC" in printed and "lc_glm" not in printed
+    assert "not the leaderboard's LC" in printed and "claude-2.1 32.41 (published 25.25)" in printed
