@@ -6,7 +6,9 @@ Reads every job's `.hydra/config.yaml`, `.hydra/overrides.yaml` and `summary.jso
   pairs in D, SimPO loss, and the evaluation columns laid out as the paper's Tables 2-3 (AlpacaEval 2 LC
   and WR, Arena-Hard, MT-Bench), followed by the paper's own numbers in separate, labelled rows;
 - `open_llm.md` / `open_llm.csv`: the Open LLM tasks and their average (Table 4, in %), when evaluated;
-- `<metric>_vs_beta.png` (one line per iteration) and `<metric>_vs_iteration.png` (one line per job).
+- `<metric>_vs_beta.png` (one line per iteration) and `<metric>_vs_iteration.png` (one line per job);
+- `index.html`: those tables, the plots and the first pairs each iteration added, one static page for clusters
+  where W&B cannot be reached.
 Jobs a sweep planned but that have no summary yet are listed as missing, not treated as errors.
 
 `synpo-report --table 2 DIR [DIR ...]` lays out runs of several methods (run or sweep folders) as the paper's
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import html
 import itertools
 import json
 import re
@@ -179,7 +182,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def write_table(rows: list[dict], columns: list[str], path: Path, title: str, notes: list[str]) -> None:
+def write_table(rows: list[dict], columns: list[str], path: Path, title: str, notes: list[str]) -> dict:
+    """`path`.md and .csv; returns the table for index.html."""
     with path.with_suffix(".csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -187,6 +191,63 @@ def write_table(rows: list[dict], columns: list[str], path: Path, title: str, no
     lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
     path.with_suffix(".md").write_text("\n".join(lines + [""] + notes) + "\n")
+    return {"title": title, "columns": columns, "rows": rows, "notes": notes}
+
+
+SAMPLE_PAIRS = 3  # per iteration in index.html
+PAIR_COLUMNS = ["prompt", "rejected", "chosen", "gap"]
+
+
+def sample_pairs(root: Path) -> list[tuple[str, list[dict]]]:
+    """The first pairs each finished job added per iteration (every stage that wrote a `pairs.jsonl`: SynPO's and
+    the baselines' pair stages), as (job and stage label, rows); stages whose files are gone are skipped."""
+    from synpo.io import read_jsonl
+
+    found = []
+    for job in job_dirs(root):
+        if not (job / "summary.json").is_file():
+            continue
+        for stage in json.loads((job / "summary.json").read_text())["stages"]:
+            path = job / "stages" / stage["label"] / "pairs.jsonl"
+            if path.is_file():
+                found.append((f"{job.name}: {stage['label']}", read_jsonl(path)[:SAMPLE_PAIRS]))
+    return found
+
+
+def _html_table(columns: list[str], rows: list[dict], pre: bool = False) -> str:
+    def cell(value) -> str:
+        text = html.escape(_fmt(value) if not isinstance(value, str) else value)
+        return f"<td><div class=text>{text}</div></td>" if pre else f"<td>{text}</td>"
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_html(path: Path, title: str, tables: list[dict], plots: list[Path], samples: list) -> None:
+    """A static page of the report (no script, no network: it opens from a cluster's file system as it is)."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for t in tables:
+        parts += [f"<h2>{html.escape(t['title'])}</h2>", _html_table(t["columns"], t["rows"])]
+        parts += [f"<p class=note>{html.escape(n)}</p>" for n in t["notes"]]
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        parts += [f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">' for p in plots]
+    if samples:
+        parts.append(f"<h2>Sample pairs (the first {SAMPLE_PAIRS} added per iteration)</h2>")
+        for label, rows in samples:
+            parts += [f"<h3>{html.escape(label)}</h3>", _html_table(PAIR_COLUMNS, rows, pre=True)]
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:.2em .5em;vertical-align:top}th{background:#eee}"
+        ".text{white-space:pre-wrap;max-width:40em;max-height:20em;overflow:auto}.note{color:#555}"
+        "img{margin:.5em;border:1px solid #ddd}"
+    )
+    path.write_text(
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<link rel=icon href="data:,"><style>{style}</style></head><body>\n' + "\n".join(parts) + "\n</body></html>\n",
+        encoding="utf-8",
+    )
 
 
 def paper_rows(table: str) -> tuple[list[dict], str]:
@@ -248,22 +309,24 @@ def report(root: Path, out: Path) -> dict:
     notes.append("Evaluation columns of runs on the shipped mini suites are mini-suite scores, not the benchmarks'.")
     base = ["job", "overrides", "method", "base", "model", "beta", "threshold", "pairs", "simpo_loss"]
     reference, source = paper_rows("main")
-    write_table(
-        rows + reference, base + list(MAIN_COLUMNS), out / "main", "Results", notes + [f"Paper rows: {source}."]
-    )
+    tables = [
+        write_table(
+            rows + reference, base + list(MAIN_COLUMNS), out / "main", "Results", notes + [f"Paper rows: {source}."]
+        )
+    ]
     if any(r.get(t) is not None for r in rows for t in OPEN_LLM):
         reference, source = paper_rows("open_llm")
         percent = [
             {**r, **lm_eval_percent(r, TABLE4_TASKS), **lm_eval_percent(r, MINI_TASKS, average=False)} for r in rows
         ]
-        write_table(
-            percent + reference,
-            base[:5] + [*TABLE4_TASKS, "Average", *MINI_TASKS],
-            out / "open_llm",
-            "Open LLM tasks (%)",
-            [f"Paper rows: {source}."],
+        columns = base[:5] + [*TABLE4_TASKS, "Average", *MINI_TASKS]
+        tables.append(
+            write_table(
+                percent + reference, columns, out / "open_llm", "Open LLM tasks (%)", [f"Paper rows: {source}."]
+            )
         )
     plots = plot(rows, [*MAIN_COLUMNS, "simpo_loss", "pairs"], out)
+    write_html(out / "index.html", f"synpo report: {root}", tables, plots, sample_pairs(root))
     return {"rows": len(rows), "missing": missing, "out": str(out), "plots": [p.name for p in plots]}
 
 
@@ -545,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(
-        f"{result['rows']} rows -> {result['out']}/main.md, main.csv"
+        f"{result['rows']} rows -> {result['out']}/index.html, main.md, main.csv"
         + (", plots: " + ", ".join(result["plots"]) if result["plots"] else "")
     )
     for m in result["missing"]:
