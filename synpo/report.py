@@ -361,7 +361,9 @@ def lm_eval_file_rows(files: list[Path]) -> tuple[list[dict], list[str]]:
             notes.append(f"{path}: no task of evaluation/open_llm.py's TASKS (with its metric), left out")
             continue
         name = out.get("model_name") or out.get("config", {}).get("model_args") or path.parent.name
-        row = models.setdefault(name, {"source": "lm-eval results", "method": "-", "base": "-", "model": name})
+        row = models.setdefault(
+            name, {"source": "lm-eval results", "method": "-", "prompts": None, "base": "-", "model": name}
+        )
         row.update({key: r["score"] for key, r in found.items()})
         row["run"] = ", ".join(filter(None, [row.get("run"), str(path)]))
     return list(models.values()), notes
