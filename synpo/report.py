@@ -17,7 +17,8 @@ model with the method as a column (M0 is the `sft` row, shown once), AlpacaEval 
 paper's rows of SFT, the three baselines and SynPO, labelled `paper`.
 
 `synpo-report --table 6 DIR [DIR ...]` lays out the prompt-source ablation (`synpo -m +recipe=table6`) the same way,
-in `table6.md` / `table6.csv`: iteration 1 of each method on each `method.prompt_source`, with SFT for reference.
+in `table6.md` / `table6.csv`: iteration 1 of each method on each `method.prompt_source`, with SFT for reference,
+then the paper's rows.
 
 `--table 3` (MT-Bench turns 1 and 2), `--table 4` (the Open LLM tasks and their average, in %), `--table 5` (the six
 further lm-eval tasks) and `--table 7` (a `method=seed_only` run's models beside SynPO's iterations) do the same for
@@ -565,9 +566,15 @@ def report_table6(dirs: list[Path], out: Path) -> dict:
         "Mini suites' scores (AlpacaEval-style LC / WR, Arena-Hard-style WR, in %, local judge), not the benchmarks'. "
         "mix = equal shares of method.mix's sources."
     )
+    paper, source = paper_table_rows("table6")
+    notes.append(
+        f"Paper rows: {source} (Llama3-8B, one iteration on 20k prompts of each source; its `generator` is SynPO's "
+        "own prompts, `mix` SynPO + manual; the SynPO / Sampling-Ranking column order is read from a garbled header)."
+    )
     out.mkdir(parents=True, exist_ok=True)
-    columns = ["method", "prompts", "base", "model", *TABLE2_COLUMNS, "unparsable verdicts", "run"]
-    write_table(sorted(rows, key=order), columns, out / "table6", "Table 6: where the prompts come from", notes)
+    columns = ["source", "method", "prompts", "base", "model", *TABLE2_COLUMNS, "unparsable verdicts", "run"]
+    rows = [r for r in rows if r["source"] == "this project"]
+    write_table(sorted(rows, key=order) + paper, columns, out / "table6", "Table 6: where the prompts come from", notes)
     return {"rows": len(rows), "out": str(out), "text": (out / "table6.md").read_text()}
 
 
