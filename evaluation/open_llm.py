@@ -46,6 +46,23 @@ TASKS = {
 }
 
 
+def scores(out: dict) -> dict:
+    """The known tasks' scores in lm-eval's output (what `simple_evaluate` returns and `lm_eval --output_path`
+    writes as results_<date>.json), by TASKS key: one reader for the suite and for `synpo-report --table 4 / 5`."""
+    found = {}
+    for key, spec in TASKS.items():
+        res = out.get("results", {}).get(spec.task, {})
+        if f"{spec.metric},{spec.filter}" in res:
+            found[key] = {
+                **asdict(spec),
+                "score": res[f"{spec.metric},{spec.filter}"],
+                "stderr": res.get(f"{spec.metric}_stderr,{spec.filter}"),
+                "n_samples": out.get("n-samples", {}).get(spec.task),
+                "lm_eval_version": out.get("versions", {}).get(spec.task),
+            }
+    return found
+
+
 def task_manager(include_path: str | None):
     from lm_eval.tasks import TaskManager
 
@@ -90,18 +107,7 @@ def evaluate(ctx, cfg) -> dict:
             torch_random_seed=ctx.seed,
             fewshot_random_seed=ctx.seed,
         )
-        res = out["results"][spec.task]
-        key = f"{spec.metric},{spec.filter}"
-        return [
-            {
-                "key": chunk[0]["key"],
-                **asdict(spec),
-                "score": res[key],
-                "stderr": res.get(f"{spec.metric}_stderr,{spec.filter}"),
-                "n_samples": out.get("n-samples", {}).get(spec.task),
-                "lm_eval_version": out.get("versions", {}).get(spec.task),
-            }
-        ]
+        return [{"key": chunk[0]["key"], **scores(out)[chunk[0]["key"]]}]
 
     items = [{"key": k} for k in cfg.tasks]
     rows = ItemLog(ctx.work / "tasks.jsonl", "key").fill(items, run, 1)

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from synpo import distributed
 from synpo.config import register_configs
+from synpo.console import quiet_libraries
 from synpo.errors import ConfigError, SynpoError
 
 log = logging.getLogger("synpo")
@@ -200,6 +201,7 @@ def run(cfg: DictConfig) -> dict:
     from synpo.stage import Runner
     from synpo.tracking import Tracker
 
+    quiet_libraries()
     validate(cfg)
     if cfg.distributed.num_machines > 1 and int(os.environ.get("SLURM_PROCID") or 0) > 0:
         # A multi-machine Slurm job runs this on every machine: rank 0 runs the stages and starts each training

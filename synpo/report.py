@@ -5,8 +5,10 @@ Reads every job's `.hydra/config.yaml`, `.hydra/overrides.yaml` and `summary.jso
 - `main.md` / `main.csv`: one row per job and model (M0, M1, ...): the sweep's overrides, beta, threshold,
   pairs in D, SimPO loss, and the evaluation columns laid out as the paper's Tables 2-3 (AlpacaEval 2 LC
   and WR, Arena-Hard, MT-Bench), followed by the paper's own numbers in separate, labelled rows;
-- `open_llm.md` / `open_llm.csv`: the Open LLM tasks and their average (Table 4), when evaluated;
-- `<metric>_vs_beta.png` (one line per iteration) and `<metric>_vs_iteration.png` (one line per job).
+- `open_llm.md` / `open_llm.csv`: the Open LLM tasks and their average (Table 4, in %), when evaluated;
+- `<metric>_vs_beta.png` (one line per iteration) and `<metric>_vs_iteration.png` (one line per job);
+- `index.html`: those tables, the plots and the first pairs each iteration added, one static page for clusters
+  where W&B cannot be reached.
 Jobs a sweep planned but that have no summary yet are listed as missing, not treated as errors.
 
 `synpo-report --table 2 DIR [DIR ...]` lays out runs of several methods (run or sweep folders) as the paper's
@@ -15,13 +17,20 @@ model with the method as a column (M0 is the `sft` row, shown once), AlpacaEval 
 paper's rows of SFT, the three baselines and SynPO, labelled `paper`.
 
 `synpo-report --table 6 DIR [DIR ...]` lays out the prompt-source ablation (`synpo -m +recipe=table6`) the same way,
-in `table6.md` / `table6.csv`: iteration 1 of each method on each `method.prompt_source`, with SFT for reference.
+in `table6.md` / `table6.csv`: iteration 1 of each method on each `method.prompt_source`, with SFT for reference,
+then the paper's rows.
+
+`--table 3` (MT-Bench turns 1 and 2), `--table 4` (the Open LLM tasks and their average, in %), `--table 5` (the six
+further lm-eval tasks) and `--table 7` (a `method=seed_only` run's models beside SynPO's iterations) do the same for
+those tables, each followed by the paper's rows. Tables 4 and 5 also take lm-eval's own results files (a
+`results_*.json` or a folder of them, as `lm_eval --output_path` writes) for models evaluated outside synpo.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import html
 import itertools
 import json
 import re
@@ -44,15 +53,35 @@ MAIN_COLUMNS = {
 }
 # The GLM behind a row's AE2 LC (not a printed column).
 LC_GLM = "lc_glm"
-# Keys of evaluation.open_llm.TASKS (Table 4 of the paper, then the shipped mini tasks).
-OPEN_LLM = ["arc", "hellaswag", "truthfulqa", "mmlu", "winogrande", "gsm8k", "mini_mc", "mini_gen"]
+# The paper's column -> the key of evaluation.open_llm.TASKS: Table 4 (the Open LLM leaderboard) and Table 5.
+TABLE4_TASKS = {
+    "ARC": "arc",
+    "HellaSwag": "hellaswag",
+    "TruthfulQA": "truthfulqa",
+    "MMLU": "mmlu",
+    "Winogrande": "winogrande",
+    "GSM8K": "gsm8k",
+}
+TABLE5_TASKS = {
+    "OBQA": "openbookqa",
+    "HAE-RAE": "haerae",
+    "MathQA": "mathqa",
+    "XNLI": "xnli",
+    "ToxiGen": "toxigen",
+    "PROST": "prost",
+}
+# The lm_eval suite's names in conf/evaluation (evaluation.lm_eval.name: lm_eval_mini, open_llm).
+LM_EVAL_SUITES = ("lm_eval", "open_llm")
+MINI_TASKS = {"mini_mc": "mini_mc", "mini_gen": "mini_gen"}
+# Every lm-eval task a model may have been evaluated on: the paper's, then the shipped mini tasks.
+OPEN_LLM = [*TABLE4_TASKS.values(), *TABLE5_TASKS.values(), *MINI_TASKS.values()]
 
 
 def evaluation_columns(model_eval: dict) -> dict:
     """One model's evaluation results as the report's columns (None where not evaluated)."""
     columns = {col: _metric(model_eval, *spec) for col, spec in MAIN_COLUMNS.items()}
     for task in OPEN_LLM:
-        value = _metric(model_eval, "lm_eval", task)
+        value = _metric(model_eval, LM_EVAL_SUITES, task)
         columns[task] = value.get("score") if isinstance(value, dict) else value
     columns["unparsable verdicts"] = sum(
         r.get("metrics", r).get("n_unparsable", 0) for r in model_eval.values() if isinstance(r, dict)
@@ -70,7 +99,7 @@ def offline_lc_notes(rows: list[dict]) -> list[str]:
     return []
 
 
-def _metric(evaluation: dict, prefix: str, key: str):
+def _metric(evaluation: dict, prefix: str | tuple[str, ...], key: str):
     for suite, result in evaluation.items():
         if suite.startswith(prefix):
             value = result.get("metrics", result).get(key)
@@ -148,6 +177,16 @@ def job_rows(job: Path, overrides: list[str]) -> list[dict]:
     return rows
 
 
+def lm_eval_percent(row: dict, tasks: dict, average: bool = True) -> dict:
+    """A row's lm-eval scores (fractions) as the paper's columns in %, with their mean over `tasks` as "Average"
+    when every one of them was evaluated."""
+    values = {col: None if row.get(key) is None else round(100 * row[key], 2) for col, key in tasks.items()}
+    if not average:
+        return values
+    complete = all(v is not None for v in values.values())
+    return {**values, "Average": round(sum(values.values()) / len(values), 2) if complete else None}
+
+
 def _fmt(value) -> str:
     if value is None:
         return "–"
@@ -156,7 +195,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def write_table(rows: list[dict], columns: list[str], path: Path, title: str, notes: list[str]) -> None:
+def write_table(rows: list[dict], columns: list[str], path: Path, title: str, notes: list[str]) -> dict:
+    """`path`.md and .csv; returns the table for index.html."""
     with path.with_suffix(".csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -166,6 +206,63 @@ def write_table(rows: list[dict], columns: list[str], path: Path, title: str, no
     if "AE2 LC" in columns:
         notes = notes + offline_lc_notes(rows)
     path.with_suffix(".md").write_text("\n".join(lines + [""] + notes) + "\n")
+    return {"title": title, "columns": columns, "rows": rows, "notes": notes}
+
+
+SAMPLE_PAIRS = 3  # per iteration in index.html
+PAIR_COLUMNS = ["prompt", "rejected", "chosen", "gap"]
+
+
+def sample_pairs(root: Path) -> list[tuple[str, list[dict]]]:
+    """The first pairs each finished job added per iteration (every stage that wrote a `pairs.jsonl`: SynPO's and
+    the baselines' pair stages), as (job and stage label, rows); stages whose files are gone are skipped."""
+    from synpo.io import read_jsonl
+
+    found = []
+    for job in job_dirs(root):
+        if not (job / "summary.json").is_file():
+            continue
+        for stage in json.loads((job / "summary.json").read_text())["stages"]:
+            path = job / "stages" / stage["label"] / "pairs.jsonl"
+            if path.is_file():
+                found.append((f"{job.name}: {stage['label']}", read_jsonl(path)[:SAMPLE_PAIRS]))
+    return found
+
+
+def _html_table(columns: list[str], rows: list[dict], pre: bool = False) -> str:
+    def cell(value) -> str:
+        text = html.escape(_fmt(value) if not isinstance(value, str) else value)
+        return f"<td><div class=text>{text}</div></td>" if pre else f"<td>{text}</td>"
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_html(path: Path, title: str, tables: list[dict], plots: list[Path], samples: list) -> None:
+    """A static page of the report (no script, no network: it opens from a cluster's file system as it is)."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    for t in tables:
+        parts += [f"<h2>{html.escape(t['title'])}</h2>", _html_table(t["columns"], t["rows"])]
+        parts += [f"<p class=note>{html.escape(n)}</p>" for n in t["notes"]]
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        parts += [f'<img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">' for p in plots]
+    if samples:
+        parts.append(f"<h2>Sample pairs (the first {SAMPLE_PAIRS} added per iteration)</h2>")
+        for label, rows in samples:
+            parts += [f"<h3>{html.escape(label)}</h3>", _html_table(PAIR_COLUMNS, rows, pre=True)]
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:.2em .5em;vertical-align:top}th{background:#eee}"
+        ".text{white-space:pre-wrap;max-width:40em;max-height:20em;overflow:auto}.note{color:#555}"
+        "img{margin:.5em;border:1px solid #ddd}"
+    )
+    path.write_text(
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<link rel=icon href="data:,"><style>{style}</style></head><body>\n' + "\n".join(parts) + "\n</body></html>\n",
+        encoding="utf-8",
+    )
 
 
 def paper_rows(table: str) -> tuple[list[dict], str]:
@@ -227,28 +324,77 @@ def report(root: Path, out: Path) -> dict:
     notes.append("Evaluation columns of runs on the shipped mini suites are mini-suite scores, not the benchmarks'.")
     base = ["job", "overrides", "method", "base", "model", "beta", "threshold", "pairs", "simpo_loss"]
     reference, source = paper_rows("main")
-    write_table(
-        rows + reference, base + list(MAIN_COLUMNS), out / "main", "Results", notes + [f"Paper rows: {source}."]
-    )
+    tables = [
+        write_table(
+            rows + reference, base + list(MAIN_COLUMNS), out / "main", "Results", notes + [f"Paper rows: {source}."]
+        )
+    ]
     if any(r.get(t) is not None for r in rows for t in OPEN_LLM):
         reference, source = paper_rows("open_llm")
-        write_table(
-            rows + reference, base[:5] + OPEN_LLM, out / "open_llm", "Open LLM tasks", [f"Paper rows: {source}."]
+        percent = [
+            {**r, **lm_eval_percent(r, TABLE4_TASKS), **lm_eval_percent(r, MINI_TASKS, average=False)} for r in rows
+        ]
+        columns = base[:5] + [*TABLE4_TASKS, "Average", *MINI_TASKS]
+        tables.append(
+            write_table(
+                percent + reference, columns, out / "open_llm", "Open LLM tasks (%)", [f"Paper rows: {source}."]
+            )
         )
     plots = plot(rows, [*MAIN_COLUMNS, "simpo_loss", "pairs"], out)
+    write_html(out / "index.html", f"synpo report: {root}", tables, plots, sample_pairs(root))
     return {"rows": len(rows), "missing": missing, "out": str(out), "plots": [p.name for p in plots]}
 
 
-# Table 2 of the paper: its columns and its methods, in its order.
+# Table 2 of the paper: its columns and its methods, in its order (Table 7's seed-only ablations before SynPO).
 TABLE2_COLUMNS = ["AE2 LC", "AE2 WR", "Arena-Hard"]
-TABLE2_METHODS = ["sft", "offline_simpo", "sampling_ranking", "self_rewarding", "synpo"]
+TABLE2_METHODS = ["sft", "offline_simpo", "sampling_ranking", "self_rewarding", "seed_only", "synpo"]
 
 
-def table2_rows(dirs: list[Path]) -> tuple[list[dict], list[str]]:
-    """One row per evaluated model of every run under `dirs`; M0 is the `sft` row, kept once per base model and
-    evaluation. Returns the rows and notes (runs without evaluation, runs evaluated with other settings)."""
+def lm_eval_files(root: Path) -> list[Path]:
+    """lm-eval's own results files under `root` (`lm_eval --output_path` writes <model>/results_<date>.json), for
+    models evaluated outside synpo; none when `root` is a run or sweep folder."""
+    if root.is_file() and root.suffix == ".json":
+        return [root]
+    if not root.is_dir() or (root / ".hydra").is_dir() or (root / "multirun.yaml").is_file():
+        return []
+    return sorted(root.rglob("results_*.json"))
+
+
+def lm_eval_file_rows(files: list[Path]) -> tuple[list[dict], list[str]]:
+    """One row per model of lm-eval results files; a model's tasks may be spread over several files (lm-eval takes
+    one shot count per call)."""
+    from synpo.evaluation.open_llm import scores
+
+    models, notes = {}, []
+    for path in files:
+        try:
+            out = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ReportError(f"{path}: not an lm-eval results file ({e})") from None
+        found = scores(out) if isinstance(out, dict) else {}
+        if not found:
+            notes.append(f"{path}: no task of evaluation/open_llm.py's TASKS (with its metric), left out")
+            continue
+        name = out.get("model_name") or out.get("config", {}).get("model_args") or path.parent.name
+        row = models.setdefault(
+            name, {"source": "lm-eval results", "method": "-", "prompts": None, "base": "-", "model": name}
+        )
+        row.update({key: r["score"] for key, r in found.items()})
+        row["run"] = ", ".join(filter(None, [row.get("run"), str(path)]))
+    return list(models.values()), notes
+
+
+def table2_rows(dirs: list[Path], dedupe: list[str] = TABLE2_COLUMNS) -> tuple[list[dict], list[str]]:
+    """One row per evaluated model of every run under `dirs` (and of lm-eval results files among them); M0 is the
+    `sft` row, kept once per base model and values of `dedupe`. Returns the rows and notes (runs without
+    evaluation, runs evaluated with other settings)."""
     rows, notes, settings, seen_m0 = [], [], {}, set()
     for root in dirs:
+        files = lm_eval_files(root)
+        if files:
+            found, file_notes = lm_eval_file_rows(files)
+            rows, notes = rows + found, notes + file_notes
+            continue
         for job in job_dirs(root):
             if not (job / "summary.json").is_file():
                 notes.append(f"{job}: not finished (no summary.json), left out")
@@ -260,20 +406,17 @@ def table2_rows(dirs: list[Path]) -> tuple[list[dict], list[str]]:
                 continue
             settings.setdefault(json.dumps(OmegaConf.to_container(cfg.evaluation), sort_keys=True), []).append(job)
             for name, results in evaluation.items():
-                columns = evaluation_columns(results)
                 row = {
                     "source": "this project",
                     "method": "sft" if name == "M0" else cfg.method.name,
                     "prompts": None if name == "M0" else cfg.method.get("prompt_source"),
                     "base": cfg.model.name,
                     "model": name,
-                    **{c: columns[c] for c in TABLE2_COLUMNS},
-                    "unparsable verdicts": columns["unparsable verdicts"],
-                    LC_GLM: columns[LC_GLM],
+                    **evaluation_columns(results),
                     "run": str(job),
                 }
                 if name == "M0":
-                    key = (row["base"], *(row[c] for c in TABLE2_COLUMNS))
+                    key = (row["base"], *(row[c] for c in dedupe))
                     if key in seen_m0:
                         continue
                     seen_m0.add(key)
@@ -285,26 +428,39 @@ def table2_rows(dirs: list[Path]) -> tuple[list[dict], list[str]]:
     def order(row: dict) -> tuple:
         method = TABLE2_METHODS.index(row["method"]) if row["method"] in TABLE2_METHODS else len(TABLE2_METHODS)
         iteration = int(row["model"][1:]) if re.fullmatch(r"M\d+", row["model"]) else -1
-        return (method, row["method"], row["base"], iteration, row["model"])
+        return (row["source"] != "this project", method, row["method"], row["base"], iteration, row["model"])
 
     return sorted(rows, key=order), notes
 
 
-def table2_paper_rows() -> tuple[list[dict], str]:
-    """The paper's Table 2: SFT and SynPO's iterations, then the baselines at the iteration it reports."""
+def paper_table_rows(*tables: str) -> tuple[list[dict], str]:
+    """Rows of paper_tables.json labelled `paper`: SFT, SynPO's iterations ("iteration t"), a baseline's `method`,
+    or a Table 7 `setting`."""
     data = json.loads(resources.files("synpo").joinpath("data/paper_tables.json").read_text())
     rows = []
-    for r in data["main"] + data["table2_baselines"]:
-        method = r.get("method") or ("sft" if r["iteration"] == "SFT" else "synpo")
-        model = r["iteration"] if method == "sft" else f"iteration {r['iteration']}"
-        rows.append({"source": "paper", "method": method, "base": r["model"], "model": model, "run": "-"})
-        rows[-1].update({c: r.get(c) for c in TABLE2_COLUMNS})
+    for entry in (dict(e) for table in tables for e in data[table]):
+        base = entry.pop("model")
+        if "setting" in entry:
+            model = entry["setting"]
+            method = "synpo" if model.startswith("SynPO") else "seed_only"
+        else:
+            it = entry.pop("iteration")
+            method = entry.pop("method", None) or ("sft" if it == "SFT" else "synpo")
+            model = it if method == "sft" else f"iteration {it}"
+        rows.append({"source": "paper", "method": method, "base": base, "model": model, "run": "-", **entry})
+    return rows, data["source"]
+
+
+def table2_paper_rows() -> tuple[list[dict], str]:
+    """The paper's Table 2: SFT and SynPO's iterations, then the baselines at the iteration it reports."""
+    rows, source = paper_table_rows("main", "table2_baselines")
     bases = list(dict.fromkeys(r["base"] for r in rows))  # the paper's order: Mistral-Base, then Llama3-Base
-    return sorted(rows, key=lambda r: (bases.index(r["base"]), TABLE2_METHODS.index(r["method"]))), data["source"]
+    return sorted(rows, key=lambda r: (bases.index(r["base"]), TABLE2_METHODS.index(r["method"]))), source
 
 
 def report_table2(dirs: list[Path], out: Path) -> dict:
     rows, notes = table2_rows(dirs)
+    rows = [r for r in rows if r["source"] == "this project"]
     if not rows:
         raise ReportError("no evaluated run among " + ", ".join(map(str, dirs)) + " (run with evaluation=demo)")
     paper, source = table2_paper_rows()
@@ -317,6 +473,93 @@ def report_table2(dirs: list[Path], out: Path) -> dict:
     columns = ["source", "method", "base", "model", *TABLE2_COLUMNS, "unparsable verdicts", "run"]
     write_table(rows + paper, columns, out / "table2", "Table 2: SFT, the baselines and SynPO", notes)
     return {"rows": len(rows), "out": str(out), "text": (out / "table2.md").read_text()}
+
+
+MT_BENCH_COLUMNS = ["MT-Bench T1", "MT-Bench T2", "MT-Bench"]
+
+
+def report_table3(dirs: list[Path], out: Path) -> dict:
+    """Table 3: MT-Bench turns 1 and 2 (and their mean) of every evaluated model, then the paper's rows."""
+    rows, notes = table2_rows(dirs, MT_BENCH_COLUMNS)
+    rows = [r for r in rows if r["source"] == "this project" and r["MT-Bench T1"] is not None]
+    if not rows:
+        raise ReportError(
+            "no run among " + ", ".join(map(str, dirs)) + " was evaluated on MT-Bench (evaluation=demo or paper)"
+        )
+    paper, source = paper_table_rows("main")
+    notes.append(
+        "Rows of this project are the MT-Bench mini suite's scores (1-10, judged by the local judge) when it ran "
+        "evaluation=mini / demo, not the benchmark's; unparsable judge verdicts are counted, never scored."
+    )
+    notes.append(f"Paper rows: {source} (turns 1 and 2; the paper gives no mean).")
+    columns = ["source", "method", "base", "model", *MT_BENCH_COLUMNS, "unparsable verdicts", "run"]
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(rows + paper, columns, out / "table3", "Table 3: MT-Bench, turns 1 and 2", notes)
+    return {"rows": len(rows), "out": str(out), "text": (out / "table3.md").read_text()}
+
+
+def _lm_eval_table(number: str, tasks: dict, paper_key: str, title: str):
+    def build(dirs: list[Path], out: Path) -> dict:
+        rows, notes = table2_rows(dirs, list(tasks.values()))
+        rows = [{**r, **lm_eval_percent(r, tasks)} for r in rows if any(r.get(t) is not None for t in tasks.values())]
+        if not rows:
+            raise ReportError(
+                f"no model among {', '.join(map(str, dirs))} was evaluated on a task of Table {number} "
+                f"({', '.join(tasks.values())}: evaluation=paper, or lm-eval results files); the mini tasks are "
+                "not these"
+            )
+        paper, source = paper_table_rows(paper_key)
+        notes.append(
+            "lm-eval scores in %, each task's metric as evaluation/open_llm.py's TASKS names it; Average only where "
+            "every task of the table was evaluated. Rows `lm-eval results` are read from lm-eval's own results files."
+        )
+        notes.append(f"Paper rows: {source}.")
+        columns = ["source", "method", "base", "model", *tasks, "Average", "run"]
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(rows + paper, columns, out / f"table{number}", title, notes)
+        return {"rows": len(rows), "out": str(out), "text": (out / f"table{number}.md").read_text()}
+
+    build.__doc__ = f"{title}: every model evaluated on its tasks, then the paper's rows."
+    return build
+
+
+report_table4 = _lm_eval_table("4", TABLE4_TASKS, "open_llm", "Table 4: the Open LLM leaderboard tasks")
+report_table5 = _lm_eval_table("5", TABLE5_TASKS, "table5", "Table 5: six more lm-eval tasks, 5-shot")
+
+# Table 7's settings, as `method=seed_only` names its models (synpo/methods/seed_only.py), in the paper's order.
+SEED_SETTINGS = {
+    "M0": "SFT (M0)",
+    "seed_sft": "Seed SFT",
+    "seed_po": "Seed PO",
+    "seed_sft_po": "Seed SFT + PO",
+    "seed_po_multi_epoch": "Seed PO, multi-epoch",
+}
+
+
+def report_table7(dirs: list[Path], out: Path) -> dict:
+    """Table 7: what the seed data alone gives (a `method=seed_only` run) beside SynPO's iterations."""
+    rows, notes = table2_rows(dirs)
+    rows = [r for r in rows if r["source"] == "this project" and r["method"] in ("sft", "seed_only", "synpo")]
+    if not any(r["method"] == "seed_only" for r in rows):
+        raise ReportError(
+            "no evaluated seed-only run among "
+            + ", ".join(map(str, dirs))
+            + " (synpo experiment=cpu_seed_only evaluation=demo)"
+        )
+    for r in rows:
+        r["setting"] = SEED_SETTINGS.get(r["model"]) or f"SynPO iteration {r['model'].removeprefix('M')}"
+    order = list(SEED_SETTINGS)
+    rows.sort(key=lambda r: (r["method"] == "synpo", order.index(r["model"]) if r["model"] in order else 0))
+    paper, source = paper_table_rows("table7")
+    notes.append(
+        "Mini suites' scores (AlpacaEval-style LC / WR, in %, local judge), not the benchmark's. This project's "
+        "multi-epoch variant is Seed PO for method.multi_epochs epochs from M0 (README, Methods)."
+    )
+    notes.append(f"Paper rows: {source} (Llama3-8B; its SynPO row is Table 2's Llama3 iteration 4).")
+    columns = ["source", "method", "setting", "base", "model", "AE2 LC", "AE2 WR", "unparsable verdicts", "run"]
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(rows + paper, columns, out / "table7", "Table 7: seed data only, beside SynPO", notes)
+    return {"rows": len(rows), "out": str(out), "text": (out / "table7.md").read_text()}
 
 
 TABLE6_SOURCES = ["ultrafeedback", "self_instruct", "generator", "mix", "seed"]
@@ -337,13 +580,26 @@ def report_table6(dirs: list[Path], out: Path) -> dict:
         "Mini suites' scores (AlpacaEval-style LC / WR, Arena-Hard-style WR, in %, local judge), not the benchmarks'. "
         "mix = equal shares of method.mix's sources."
     )
+    paper, source = paper_table_rows("table6")
+    notes.append(
+        f"Paper rows: {source} (Llama3-8B, one iteration on 20k prompts of each source; its `generator` is SynPO's "
+        "own prompts, `mix` SynPO + manual; the SynPO / Sampling-Ranking column order is read from a garbled header)."
+    )
     out.mkdir(parents=True, exist_ok=True)
-    columns = ["method", "prompts", "base", "model", *TABLE2_COLUMNS, "unparsable verdicts", "run"]
-    write_table(sorted(rows, key=order), columns, out / "table6", "Table 6: where the prompts come from", notes)
+    columns = ["source", "method", "prompts", "base", "model", *TABLE2_COLUMNS, "unparsable verdicts", "run"]
+    rows = [r for r in rows if r["source"] == "this project"]
+    write_table(sorted(rows, key=order) + paper, columns, out / "table6", "Table 6: where the prompts come from", notes)
     return {"rows": len(rows), "out": str(out), "text": (out / "table6.md").read_text()}
 
 
-TABLES = {"2": report_table2, "6": report_table6}
+TABLES = {
+    "2": report_table2,
+    "3": report_table3,
+    "4": report_table4,
+    "5": report_table5,
+    "6": report_table6,
+    "7": report_table7,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,9 +613,10 @@ def main(argv: list[str] | None = None) -> int:
         "--table",
         choices=["main", *TABLES],
         default="main",
-        help="main: one sweep or run (default); 2: Table 2 of runs; 6: the prompt-source ablation",
+        help="main: one sweep or run (default); 2-7: the paper's table of that number, from runs (and, for 4 and 5, "
+        "lm-eval results files)",
     )
-    parser.add_argument("--out", type=Path, help="where to write (default: DIR/report; ./report for --table 2 / 6)")
+    parser.add_argument("--out", type=Path, help="where to write (default: DIR/report; ./report for --table N)")
     args = parser.parse_args(argv)
     try:
         if args.table in TABLES:
@@ -368,13 +625,13 @@ def main(argv: list[str] | None = None) -> int:
             print(result["text"] + f"\n{result['rows']} rows -> {result['out']}/{name}.md, {name}.csv")
             return 0
         if len(args.dirs) > 1:
-            raise ReportError("give one DIR (several run folders go with --table 2 or 6)")
+            raise ReportError("give one DIR (several run folders go with --table N)")
         result = report(args.dirs[0], args.out or args.dirs[0] / "report")
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(
-        f"{result['rows']} rows -> {result['out']}/main.md, main.csv"
+        f"{result['rows']} rows -> {result['out']}/index.html, main.md, main.csv"
         + (", plots: " + ", ".join(result["plots"]) if result["plots"] else "")
     )
     for m in result["missing"]:

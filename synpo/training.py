@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 
 from datasets import Dataset
-from transformers import TrainingArguments
+from transformers import ProgressCallback, TrainingArguments
 
 from synpo import distributed
 from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig, TrainerConfig
+from synpo.console import FILE_ONLY
 from synpo.models import load_causal_lm, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,17 @@ def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtyp
         processing_class=tokenizer,
         **extra,
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_StepBar)
     return trainer, _train_and_save(trainer, out, tokenizer)
+
+
+class _StepBar(ProgressCallback):
+    """transformers' step bar, with the per-step logs it would print under it sent to synpo.log instead."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            log.info("step %d: %s", state.global_step, logs, extra=FILE_ONLY)
 
 
 def sft(

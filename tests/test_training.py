@@ -55,7 +55,7 @@ def test_simpo_raises_the_chosen_over_rejected_margin(tiny_model, tmp_path):
     assert margin(tmp_path / "model", tokenizer) > margin(tiny_model, tokenizer) + 1.0
 
 
-def test_sft_learns_the_completion(tiny_model, tmp_path):
+def test_sft_learns_the_completion(tiny_model, tmp_path, capsys, caplog):
     rows = [{"prompt": chat("Capital of France?"), "completion": [{"role": "assistant", "content": "Paris."}]}] * 4
     cfg = SFTConfig(
         learning_rate=5e-3,
@@ -67,8 +67,13 @@ def test_sft_learns_the_completion(tiny_model, tmp_path):
         max_length=128,
         save_steps=None,
     )
-    stats = sft(str(tiny_model), rows, cfg, tmp_path)
+    with caplog.at_level("INFO", logger="synpo.training"):
+        stats = sft(str(tiny_model), rows, cfg, tmp_path)
     assert stats["final_loss"] < stats["train_loss"]
+    # The per-step logs go to synpo.log only (synpo/console.py), not printed under the step bar.
+    steps = [r for r in caplog.records if r.getMessage().startswith("step ")]
+    assert len(steps) == 6 + 1 and all(r.console is False for r in steps)  # a line per step, then the summary
+    assert "'loss'" not in capsys.readouterr().out
     tokenizer = load_tokenizer(str(tiny_model))
     before = mean_logprob(load_causal_lm(str(tiny_model)), tokenizer, "Capital of France?", "Paris.")
     after = mean_logprob(load_causal_lm(str(tmp_path / "model")), tokenizer, "Capital of France?", "Paris.")
