@@ -163,6 +163,9 @@ class OptimizerConfig(TrainerConfig):
     num_epochs: float = 1.0
     batch_size: int = 128
     max_length: int = 1024
+    # When a prompt and its longer answer exceed `max_length`, the prompt is cut to its last this many tokens (chat
+    # template included) before TRL sees it, as the SimPO recipes do (512 Mistral, 1800 Llama3); None = never cut.
+    max_prompt_length: int | None = None
 
 
 @dataclass
