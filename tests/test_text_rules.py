@@ -97,10 +97,10 @@ assert counts["examples"] == 18000
 print(time.perf_counter() - start)
 """
     try:
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=True)
     except subprocess.TimeoutExpired:
-        pytest.fail("building the generator's examples of 18k seed items took more than 2 minutes")
-    assert float(done.stdout) < 30
+        pytest.fail("building the generator's examples of 18k seed items took more than 4 minutes")
+    assert float(done.stdout) < 60  # ~3 s on 2 idle cores, ~10 s under a load of 8
 
 
 @pytest.mark.parametrize(
