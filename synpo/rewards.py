@@ -357,9 +357,9 @@ class SequenceRM(Reward):
     `config.pad_token_id`, so the score is read at the sequence's last token whichever way the head finds it.
     ArmoRM's remote code (`modeling_custom.py`, `LlamaForRewardModelWithGating`, as older `transformers`'
     `LlamaForSequenceClassification`) reads the reward before the *first* pad id, `argmax(input_ids == pad) - 1`;
-    today's stock head reads the last token that is not the pad id. ArmoRM's own tokenizer has a pad token of its own
-    (`[PAD]`, id 128256) and is safe either way, but with a tokenizer without one (pad = EOS = `<|eot_id|>`) the first
-    pad id is the `<|eot_id|>` that closes the user's turn: the score of the prompt alone, the same for every answer
+    today's stock head reads the last token that is not the pad id. ArmoRM's tokenizer adds a `[PAD]` (id 128256),
+    safe either way where it is the pad; with a tokenizer without one (pad = EOS = `<|eot_id|>`) the first pad id is
+    the `<|eot_id|>` that closes the user's turn: the score of the prompt alone, the same for every answer
     (and the stock head would skip the final `<|eot_id|>`). Padding with a free id keeps batching (`batch_size`),
     which one sequence at a time would give up for no gain in correctness."""
 
