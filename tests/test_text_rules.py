@@ -100,7 +100,7 @@ print(time.perf_counter() - start)
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=True)
     except subprocess.TimeoutExpired:
         pytest.fail("building the generator's examples of 18k seed items took more than 4 minutes")
-    assert float(done.stdout) < 60  # ~3 s on 2 idle cores, ~10 s under a load of 8
+    assert float(done.stdout) < 120  # ~3 s on 2 idle cores, 10-20 s under a load of 8
 
 
 @pytest.mark.parametrize(
