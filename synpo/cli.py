@@ -65,6 +65,11 @@ def validate(cfg: DictConfig) -> None:
             distributed.check_batch(key, node.batch_size, node.per_device_batch_size, launch)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if node.get("max_prompt_length") is not None and not 0 < node.max_prompt_length < node.max_length:
+            raise ConfigError(
+                f"{key}.max_prompt_length={node.max_prompt_length} must be at least 1 and below "
+                f"{key}.max_length={node.max_length}"
+            )
     m0 = resolve_model(cfg.model, cfg.paths.models)  # converts the embedded GGUF once
     check_loadable(m0, "model.path", cfg.model.trust_remote_code)
     check_reward(cfg.reward, m0)

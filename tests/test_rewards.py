@@ -4,6 +4,7 @@ architectures, saved locally; and the preflight's errors for what cannot be load
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -179,6 +180,90 @@ def test_armorm_custom_code_needs_trust_remote_code_and_reads_score(tiny_rm, tmp
     check_reward(cfg)
     plain = make_reward(RewardConfig(name="armorm", model=str(tiny_rm)), "unused").score(PROMPTS, GOOD)
     assert make_reward(cfg, "unused").score(PROMPTS, GOOD) == pytest.approx([10 * s for s in plain], rel=1e-4)
+
+
+# Llama-3's chat template (Meta-Llama-3-8B-Instruct's, ArmoRM's).
+LLAMA3_TEMPLATE = (
+    "{% for message in messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+    " + message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+    "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
+FIRST_PAD_CODE = """
+import torch
+from transformers import LlamaForSequenceClassification
+from transformers.modeling_outputs import SequenceClassifierOutputWithPast
+
+
+class FirstPadLlamaForSequenceClassification(LlamaForSequenceClassification):
+    \"\"\"The head of older transformers' LlamaForSequenceClassification and of ArmoRM's remote code: the sequence
+    ends before the first pad id.\"\"\"
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        logits = self.score(self.model(input_ids, attention_mask=attention_mask).last_hidden_state)
+        ends = (torch.eq(input_ids, self.config.pad_token_id).int().argmax(-1) - 1) % input_ids.shape[-1]
+        return SequenceClassifierOutputWithPast(logits=logits[torch.arange(input_ids.shape[0]), ends])
+"""
+
+
+@pytest.fixture(scope="module")
+def first_pad_rm(tmp_path_factory):
+    """A 2-layer Llama-shaped classifier that finds a sequence's end from the first pad id (remote code, as
+    ArmoRM), with a word-level tokenizer that has Llama-3's special tokens and chat template and no pad token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("first_pad_rm") / "model"
+    special = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<unk>"]
+    words = sorted({w for t in PROMPTS + GOOD + BAD + ["user assistant"] for w in re.findall(r"\w+", t)})
+    vocab = {t: i for i, t in enumerate(special + words + list(".,:?"))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", unk_token="<unk>"
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": special[:4]})
+    tokenizer.chat_template = LLAMA3_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer) + 8,  # a few unused ids, as Llama-3's reserved special tokens
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_labels=1,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        auto_map={"AutoModelForSequenceClassification": "modeling_first_pad.FirstPadLlamaForSequenceClassification"},
+    )
+    torch.manual_seed(3)
+    from transformers import LlamaForSequenceClassification
+
+    LlamaForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (path / "modeling_first_pad.py").write_text(FIRST_PAD_CODE)
+    return path
+
+
+def test_armorm_reads_the_score_at_the_end_of_the_answer_whatever_the_head(first_pad_rm):
+    """With pad = EOS = <|eot_id|>, a first-pad head read the end of the user's turn: one score per prompt."""
+    from transformers import AutoModelForSequenceClassification
+
+    reward = make_reward(RewardConfig(name="armorm", model=str(first_pad_rm), trust_remote_code=True), "unused")
+    assert reward.tokenizer.pad_token == "<|eot_id|>"  # load_tokenizer's pad = EOS: the trap
+    scores = reward.score(PROMPTS + PROMPTS, GOOD + BAD)
+    assert scores[0] != pytest.approx(scores[2]) and scores[1] != pytest.approx(scores[3])
+
+    model = AutoModelForSequenceClassification.from_pretrained(first_pad_rm, trust_remote_code=True).eval()
+    tokenizer = reward.tokenizer
+    for prompt, answer, score in zip(PROMPTS + PROMPTS, GOOD + BAD, scores, strict=True):
+        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+        ids = tokenizer(tokenizer.apply_chat_template(conv, tokenize=False), add_special_tokens=False)["input_ids"]
+        assert ids[-1] == tokenizer.convert_tokens_to_ids("<|eot_id|>") and tokenizer.unk_token_id not in ids
+        with torch.no_grad():  # the head on the last token, by hand
+            last = model.model(torch.tensor([ids])).last_hidden_state[0, -1]
+            assert model.score(last)[0].item() == pytest.approx(score, abs=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from collections import Counter
 
 import pytest
 
 from synpo.config import KeywordConfig
 from synpo.filters import pair_verdict, repetition_ratio
-from synpo.keywords import content_words, draw_keyword_lists
+from synpo.keywords import NoiseWords, content_words, draw_keyword_lists
 from synpo.stages.prompt_generator import build_examples
 from synpo.stages.response_improver import select
 from synpo.templates import QUESTION_HEADER, parse_question, question_prompt
@@ -45,6 +48,59 @@ def test_generator_examples_use_two_own_keywords_and_one_noise_keyword():
         own = set(content_words(row["prompt"], 3))
         assert len(e["keywords"]) == 3 and len(own & set(e["keywords"])) == 2
         assert e["question"] == row["prompt"]
+
+
+def _former_noise(words: list[list[str]], i: int, k: int, rng: random.Random) -> list[str]:
+    """The noise draw `build_examples` made before NoiseWords: a list of every other item's words, per item."""
+    others = [w for j, ws in enumerate(words) if j != i for w in ws if w not in words[i]]
+    return rng.sample(others, min(k, len(others)))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 30])
+def test_noise_words_draw_what_the_former_list_drew(k):
+    """Same words from the same random state, on seed sets with shared words, short prompts and small pools (so
+    `random.sample` takes both of its paths)."""
+    gen = random.Random(k)
+    vocab = [f"w{n}" for n in range(40)]
+    for trial in range(30):
+        words = [list(dict.fromkeys(gen.choices(vocab[: gen.randint(3, 40)], k=gen.randint(0, 8)))) for _ in range(12)]
+        noise = NoiseWords(words)
+        for i in range(len(words)):
+            old_rng, new_rng = random.Random(trial * 100 + i), random.Random(trial * 100 + i)
+            assert noise.draw(words[i], k, new_rng) == _former_noise(words, i, k, old_rng)
+            assert new_rng.getstate() == old_rng.getstate()
+
+
+def test_noise_words_follow_the_other_prompts_word_counts():
+    """P(word) = (prompts other than the item's that contain it) / (all such occurrences); own words never."""
+    words = [["basalt", "ocean"], ["ridge", "ocean", "glass"], ["ridge", "lava"], ["ridge", "basalt"]]
+    noise, rng = NoiseWords(words), random.Random(0)
+    drawn = Counter(w for _ in range(6000) for w in noise.draw(words[0], 1, rng))
+    assert set(drawn) == {"ridge", "glass", "lava"}  # basalt and ocean are item 0's own words
+    assert drawn["ridge"] / 6000 == pytest.approx(3 / 5, abs=0.03)
+    assert drawn["glass"] / 6000 == pytest.approx(1 / 5, abs=0.03)
+
+
+def test_generator_examples_of_18k_seed_items_take_seconds():
+    """The paper's 18k seed items (here 20 distinct words each from a 20k vocabulary); the former code needed ~25
+    minutes on this machine, today's ~3 s (benchmarks/noise_keywords.py)."""
+    script = """
+import random, time
+from synpo.config import KeywordConfig
+from synpo.stages.prompt_generator import build_examples
+rng = random.Random(0)
+vocab = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=8)) for _ in range(20000)]
+rows = [{"id": str(i), "prompt": " ".join(rng.sample(vocab, 20)), "gold": "-"} for i in range(18000)]
+start = time.perf_counter()
+examples, counts = build_examples(rows, KeywordConfig(), random.Random(1))
+assert counts["examples"] == 18000
+print(time.perf_counter() - start)
+"""
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("building the generator's examples of 18k seed items took more than 4 minutes")
+    assert float(done.stdout) < 120  # ~3 s on 2 idle cores, 10-20 s under a load of 8
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import preference_rows
 
@@ -78,3 +79,55 @@ def test_sft_learns_the_completion(tiny_model, tmp_path, capsys, caplog):
     before = mean_logprob(load_causal_lm(str(tiny_model)), tokenizer, "Capital of France?", "Paris.")
     after = mean_logprob(load_causal_lm(str(tmp_path / "model")), tokenizer, "Capital of France?", "Paris.")
     assert after > before + 1.0
+
+
+LONG_PROMPT = "Background: " + " ".join(f"fact{i} is noted." for i in range(80)) + " Question: which fact is last?"
+
+
+def _lengths_rows():
+    return preference_rows(
+        [
+            ("Say hello.", "Hello!", "Bye."),  # fits
+            (LONG_PROMPT, "The last fact is fact79. " * 3, "No idea."),  # prompt + answer too long: the prompt is cut
+            (" ".join(["word"] * 40) + "?", "Yes.", "No."),  # a prompt over max_prompt_length that fits: kept whole
+            ("Count.", " ".join(str(i) for i in range(200)), "One."),  # an answer over max_length: TRL cuts it
+        ]
+    )
+
+
+def test_fit_lengths_cuts_prompts_as_the_simpo_recipes_and_counts_the_rest(tiny_model):
+    from synpo.training import fit_lengths
+
+    tokenizer = load_tokenizer(str(tiny_model))
+    rows = _lengths_rows()
+
+    def prompt_tokens(row):
+        text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    assert prompt_tokens(rows[1]) > 128 and 48 < prompt_tokens(rows[2]) < 96
+    cfg = OptimizerConfig(max_length=96, max_prompt_length=48)
+    kept, counts = fit_lengths(rows, tokenizer, cfg)
+    assert counts == {"prompts_cut": 1, "completions_cut": 1, "rows_dropped": 0}
+    assert [kept[i] for i in (0, 2, 3)] == [rows[i] for i in (0, 2, 3)]
+    cut = kept[1]["prompt"][-1]["content"]
+    assert prompt_tokens(kept[1]) <= 48 and cut.endswith("Question: which fact is last?") and LONG_PROMPT.endswith(cut)
+
+    # Without max_prompt_length the over-long prompt stays whole: TRL would leave it no answer (CPO) or drop it (DPO).
+    kept, counts = fit_lengths(rows, tokenizer, OptimizerConfig(max_length=96))
+    assert counts == {"prompts_cut": 0, "completions_cut": 1, "rows_dropped": 1}
+    assert kept == [rows[i] for i in (0, 2, 3)]
+
+
+@pytest.mark.parametrize("trainer", ["simpo", "dpo"])
+def test_preference_trainers_cut_prompts_and_report_it(trainer, tiny_model, tmp_path, caplog):
+    from synpo import training
+
+    loss = {"simpo": {}, "dpo": {"loss": "dpo", "beta": 0.1}}[trainer]
+    cfg = OptimizerConfig(
+        **loss, batch_size=4, per_device_batch_size=2, max_length=96, max_prompt_length=48, save_steps=None
+    )
+    with caplog.at_level("INFO", logger="synpo.training"):
+        stats = getattr(training, trainer)(str(tiny_model), _lengths_rows(), cfg, tmp_path)
+    assert (stats["prompts_cut"], stats["completions_cut"], stats["rows_dropped"], stats["steps"]) == (1, 1, 0, 1)
+    assert "1 of 4 prompts cut to max_prompt_length=48, 1 completions cut at max_length=96" in caplog.text

@@ -1,34 +1,73 @@
-"""The keyword corpus, materialised once as `paragraphs.jsonl` ({"text"} rows)."""
+"""The keyword corpus: paragraphs sampled at random from a stream of documents, materialised once as
+`paragraphs.jsonl` ({"text"} rows).
+
+The paper draws its keyword lists from "randomly sampled 1 million paragraphs" of RefinedWeb. Documents are split
+into paragraphs at line breaks; a paragraph of at least `min_words` words is a candidate, and `max_paragraphs` of
+the candidates are kept by reservoir sampling as the stream goes by, each candidate equally likely: memory holds the
+sample, never the corpus. A hub stream is shuffled first (`datasets` shuffles its shards' order and a buffer of
+`shuffle_buffer` documents) so that the `max_documents` read come from all over the dataset.
+"""
 
 from __future__ import annotations
 
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
 from synpo.config import CorpusConfig
 from synpo.errors import DataError
-from synpo.io import read_jsonl, resolve_path, write_jsonl
+from synpo.io import iter_jsonl, resolve_path, write_jsonl
+
+_PARAGRAPH_BREAK = re.compile(r"\s*\n\s*")
 
 
-def paragraphs(cfg: CorpusConfig) -> list[str]:
+def documents(cfg: CorpusConfig) -> Iterator[str]:
+    """The corpus' texts, one at a time, at most `max_documents` of them."""
     if cfg.source == "jsonl":
         if not cfg.file:
             raise DataError("corpus.file is required when corpus.source=jsonl")
-        texts = (r[cfg.text_field] for r in read_jsonl(resolve_path(cfg.file), (cfg.text_field,)))
+        texts = (r[cfg.text_field] for r in iter_jsonl(resolve_path(cfg.file), (cfg.text_field,)))
     elif cfg.source == "hub":
         from datasets import load_dataset
 
         stream = load_dataset(cfg.hub_id, split=cfg.hub_split, streaming=True)
-        texts = (r[cfg.text_field] for r in stream)
+        texts = (r[cfg.text_field] for r in stream.shuffle(seed=cfg.seed, buffer_size=cfg.shuffle_buffer))
     else:
         raise DataError(f"corpus.source={cfg.source!r}: expected jsonl or hub")
-    kept = (t.strip() for t in texts if len(t.split()) >= cfg.min_words)
-    return list(islice(kept, cfg.max_paragraphs))
+    return islice(texts, cfg.max_documents)
+
+
+def paragraphs(texts: Iterable[str], min_words: int, counts: Counter) -> Iterator[str]:
+    """The paragraphs of at least `min_words` words of each text; `counts` tallies documents and candidates."""
+    for text in texts:
+        counts["documents"] += 1
+        for paragraph in _PARAGRAPH_BREAK.split(text.strip()):
+            if len(paragraph.split()) >= min_words:
+                counts["candidate_paragraphs"] += 1
+                yield paragraph
+
+
+def reservoir(items: Iterable[str], k: int, rng: random.Random) -> list[str]:
+    """k items drawn uniformly without replacement from a stream of unknown length (Algorithm R)."""
+    sample: list[str] = []
+    for n, item in enumerate(items):
+        if n < k:
+            sample.append(item)
+        elif (j := rng.randrange(n + 1)) < k:
+            sample[j] = item
+    return sample
 
 
 def run(out: Path, config: dict) -> dict:
-    texts = paragraphs(CorpusConfig(**config["corpus"]))
-    if not texts:
-        raise DataError(f"corpus ({config['corpus']['name']}): no paragraph has corpus.min_words words")
-    write_jsonl(out / "paragraphs.jsonl", ({"text": t} for t in texts))
-    return {"paragraphs": len(texts)}
+    cfg = CorpusConfig(**config["corpus"])
+    counts: Counter = Counter()
+    candidates = paragraphs(documents(cfg), cfg.min_words, counts)
+    if cfg.max_paragraphs is not None:
+        candidates = reservoir(candidates, cfg.max_paragraphs, random.Random(cfg.seed))
+    written = write_jsonl(out / "paragraphs.jsonl", ({"text": t} for t in candidates))
+    if not written:
+        raise DataError(f"corpus ({cfg.name}): no paragraph has corpus.min_words={cfg.min_words} words")
+    return {**counts, "paragraphs": written}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from synpo.config import KeywordConfig, SFTConfig
 from synpo.io import read_jsonl, write_jsonl
-from synpo.keywords import content_words
+from synpo.keywords import NoiseWords, content_words
 from synpo.models import model_from_artifact
 from synpo.templates import chat, question_prompt, question_target
 from synpo.training import sft
@@ -21,6 +21,7 @@ from synpo.training import sft
 
 def build_examples(seed_rows: list[dict], kw: KeywordConfig, rng: random.Random) -> tuple[list[dict], Counter]:
     words = [content_words(r["prompt"], kw.min_length) for r in seed_rows]
+    noise = NoiseWords(words)
     counts: Counter = Counter()
     examples = []
     for i, row in enumerate(seed_rows):
@@ -28,8 +29,7 @@ def build_examples(seed_rows: list[dict], kw: KeywordConfig, rng: random.Random)
             counts["skipped_few_keywords"] += 1
             continue
         own = rng.sample(words[i], kw.own)
-        others = [w for j, ws in enumerate(words) if j != i for w in ws if w not in words[i]]
-        keywords = own + rng.sample(others, min(kw.noise, len(others)))
+        keywords = own + noise.draw(words[i], kw.noise, rng)
         rng.shuffle(keywords)
         examples.append({"id": row["id"], "keywords": keywords, "question": row["prompt"], "solution": row["gold"]})
     counts["examples"] = len(examples)

@@ -11,13 +11,7 @@ from synpo.config import GenerationConfig
 from synpo.generation import Sampling, make_generator
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import load_tokenizer, model_from_artifact
-from synpo.templates import chat
-
-
-def cut_prompt(tokenizer, text: str, max_tokens: int) -> str:
-    """The prompt's last `max_tokens` tokens (the paper's max prompt length; the question usually ends a prompt)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= max_tokens else tokenizer.decode(ids[-max_tokens:])
+from synpo.templates import chat, cut_prompt
 
 
 def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:

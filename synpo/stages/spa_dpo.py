@@ -9,8 +9,7 @@ from synpo.config import OptimizerConfig, RefinementConfig
 from synpo.errors import DataError
 from synpo.io import read_jsonl
 from synpo.models import load_tokenizer, model_from_artifact
-from synpo.stages.spa_answers import cut_prompt
-from synpo.templates import chat
+from synpo.templates import chat, cut_prompt
 from synpo.training import dpo
 
 
