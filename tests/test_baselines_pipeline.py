@@ -78,28 +78,35 @@ def test_seed_only_variants_train_on_the_pairs_they_describe(tiny_model, tmp_pat
         "method.sft.batch_size=4",
         "method.sft.per_device_batch_size=2",
         "method.sft.max_length=128",
+        "reward.max_length=128",
+        # self_judge gaps lie in [-1, 1]: a random model's pairs all pass (the filter itself: test_baselines).
+        "reward.threshold=-1.0",
     )
-    assert set(summary["models"]) == {"M0", "seed_sft", "seed_po", "seed_sft_po", "seed_po_multi_epoch"}
+    assert set(summary["models"]) == {"M0", "seed_sft", "seed_po", "seed_sft_po", "seed_sft_po_multi_epoch"}
     seed = {r["id"]: r for r in read_jsonl(run_dir / "stages" / "seed_set" / "train.jsonl")}
-    answers = {r["id"]: r["answer"] for r in read_jsonl(run_dir / "stages" / "seed_answers" / "answers.jsonl")}
-    assert (
-        len(answers) == 3
-        and manifest(run_dir, "seed_answers")["inputs"]["model"]["key"] == manifest(run_dir, "m0")["key"]
-    )
-    pairs = read_jsonl(run_dir / "stages" / "seed_pairs" / "preference_set.jsonl")
-    assert pairs and all(p["chosen"] == seed[p["id"]]["gold"] and p["rejected"] == answers[p["id"]] for p in pairs)
+    key = {s: manifest(run_dir, s)["key"] for s in ("m0", "seed_sft", "seed_pairs", "seed_sft_pairs")}
+    # Seed PO: gold vs M0's answers; Seed SFT + PO: gold vs the Seed SFT model's own answers. Both filtered by the gap.
+    for prefix, model in (("seed", "m0"), ("seed_sft", "seed_sft")):
+        answers = {r["id"]: r["answer"] for r in read_jsonl(run_dir / "stages" / f"{prefix}_answers" / "answers.jsonl")}
+        assert len(answers) == 3 and manifest(run_dir, f"{prefix}_answers")["inputs"]["model"]["key"] == key[model]
+        gaps = {g["id"]: g["gap"] for g in read_jsonl(run_dir / "stages" / f"{prefix}_gaps" / "gaps.jsonl")}
+        pairs = read_jsonl(run_dir / "stages" / f"{prefix}_pairs" / "preference_set.jsonl")
+        assert pairs and all(p["chosen"] == seed[p["id"]]["gold"] and p["rejected"] == answers[p["id"]] for p in pairs)
+        assert all(gaps[p["id"]] > -1.0 for p in pairs)
+        stage = manifest(run_dir, f"{prefix}_pairs")
+        assert stage["config"]["threshold"] == -1.0
+        assert stage["inputs"]["gaps"]["key"] == manifest(run_dir, f"{prefix}_gaps")["key"]
     examples = read_jsonl(run_dir / "stages" / "seed_sft" / "examples.jsonl")
     assert [(e["prompt"], e["target"]) for e in examples] == [
         (seed[i]["prompt"], seed[i]["gold"]) for i in list(seed)[:3]
     ]
-    key = {s: manifest(run_dir, s)["key"] for s in ("m0", "seed_sft", "seed_pairs")}
-    starts = {s: manifest(run_dir, s)["inputs"] for s in ("seed_po", "seed_sft_po", "seed_po_multi_epoch")}
-    assert starts["seed_po"]["m0"]["key"] == starts["seed_po_multi_epoch"]["m0"]["key"] == key["m0"]
-    assert starts["seed_sft_po"]["m0"]["key"] == key["seed_sft"]
-    assert all(s["preferences"]["key"] == key["seed_pairs"] for s in starts.values())
+    starts = {s: manifest(run_dir, s)["inputs"] for s in ("seed_po", "seed_sft_po", "seed_sft_po_multi_epoch")}
+    assert starts["seed_po"]["m0"]["key"] == key["m0"] and starts["seed_po"]["preferences"]["key"] == key["seed_pairs"]
+    for s in ("seed_sft_po", "seed_sft_po_multi_epoch"):  # setting 3's pairs, from the Seed SFT model
+        assert starts[s]["m0"]["key"] == key["seed_sft"] and starts[s]["preferences"]["key"] == key["seed_sft_pairs"]
     steps = {s: manifest(run_dir, s)["counts"]["steps"] for s in starts}
-    assert steps["seed_po_multi_epoch"] == 2 * steps["seed_po"]
-    assert manifest(run_dir, "seed_po_multi_epoch")["config"]["optimizer"]["num_epochs"] == 2
+    assert steps["seed_sft_po_multi_epoch"] == 2 * steps["seed_sft_po"]
+    assert manifest(run_dir, "seed_sft_po_multi_epoch")["config"]["optimizer"]["num_epochs"] == 2  # method's default
 
 
 @pytest.mark.parametrize("verdict", ["logprobs", "generate"])
