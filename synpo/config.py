@@ -426,10 +426,14 @@ class SelfRewardingConfig(SamplingMethodConfig):
     # examples (gold, cut gold, another question's gold) for each of the first `eft_items` seed items.
     sft_items: int | None = None
     eft_items: int = 3000
+    # What M(t) trains on. `accumulated` (SynPO's, and the paper's "same training data size"): SimPO from the SFT model
+    # on the pairs of iterations 1..t. `new` (Yuan et al.'s): SimPO from M(t-1) on iteration t's pairs only.
+    training_data: str = "accumulated"
     seed_sft: SFTConfig = field(default_factory=SFTConfig)
     judging: JudgingConfig = field(default_factory=JudgingConfig)
 
 
+SELF_REWARDING_TRAINING_DATA = ("accumulated", "new")
 SEED_ONLY_VARIANTS = ("sft", "po", "sft_po", "multi_epoch_po")
 
 

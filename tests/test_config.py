@@ -260,6 +260,7 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
     m = cfg.method
     assert (m.iterations, m.samples_per_prompt, m.judging.judgments, m.sft_items, m.eft_items) == (4, 4, 3, None, 3000)
     assert m.judging.verdict == "generate"  # the judgments are written and parsed, as Yuan et al.'s
+    assert m.training_data == "accumulated"  # "the same training data size" as SynPO
     assert (m.seed_sft.learning_rate, m.seed_sft.batch_size, m.seed_sft.num_epochs) == (1e-6, 32, 3)
     assert cfg.data.num_train == 18000
     simpo_recipe(cfg.optimizer)
@@ -284,6 +285,7 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
         ("cpu_sampling_ranking", "method.self_instruct.max_rouge_l=0", "max_rouge_l=0.0 in (0, 1]"),
         ("cpu_self_rewarding", "method.judging.judgments=0", "method.judging.judgments=0"),
         ("cpu_self_rewarding", "method.judging.verdict=vote", "method.judging.verdict='vote'"),
+        ("cpu_self_rewarding", "method.training_data=all", "method.training_data='all': choose one of"),
         ("cpu_seed_only", "method.variants=[po,dpo]", "method.variants=['po', 'dpo']"),
         ("cpu_offline_simpo", "method.data.file=null", "method.data.file is required"),
     ],
