@@ -438,23 +438,29 @@ class SelfRewardingConfig(SamplingMethodConfig):
     # examples (gold, cut gold, another question's gold) for each of the first `eft_items` seed items.
     sft_items: int | None = None
     eft_items: int = 3000
+    # What M(t) trains on. `accumulated` (SynPO's, and the paper's "same training data size"): SimPO from the SFT model
+    # on the pairs of iterations 1..t. `new` (Yuan et al.'s): SimPO from M(t-1) on iteration t's pairs only.
+    training_data: str = "accumulated"
     seed_sft: SFTConfig = field(default_factory=SFTConfig)
     judging: JudgingConfig = field(default_factory=JudgingConfig)
 
 
+SELF_REWARDING_TRAINING_DATA = ("accumulated", "new")
 SEED_ONLY_VARIANTS = ("sft", "po", "sft_po", "multi_epoch_po")
 
 
 @dataclass
 class SeedOnlyConfig:
-    """Table 7's seed-only ablations; see `synpo/methods/seed_only.py`. Preference optimisation uses `optimizer`."""
+    """Table 7's seed-only ablations; see `synpo/methods/seed_only.py`. Preference optimisation uses `optimizer`, the
+    pairs' filter `reward` at its threshold."""
 
     name: str = "seed_only"
-    # Any of sft (Seed SFT), po (Seed PO), sft_po (Seed SFT + PO), multi_epoch_po (Seed PO for `multi_epochs`).
+    # Any of sft (Seed SFT), po (Seed PO), sft_po (Seed SFT + PO), multi_epoch_po (Seed SFT + PO for `multi_epochs`).
     variants: list[str] = field(default_factory=lambda: list(SEED_ONLY_VARIANTS))
     # The first `seed_items` seed training items; None = all.
     seed_items: int | None = None
-    multi_epochs: float = 4.0
+    # The paper's multi-epoch run: 2 epochs (chosen over 3).
+    multi_epochs: float = 2.0
     sft: SFTConfig = field(default_factory=SFTConfig)
     max_new_tokens: AnswerTokensConfig = field(default_factory=AnswerTokensConfig)
 

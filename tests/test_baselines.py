@@ -167,19 +167,35 @@ def test_judge_examples_of_self_rewarding_sft_are_scored_by_construction():
     assert SEED[1]["gold"] in other["prompt"] and SEED[0]["prompt"] in other["prompt"]
 
 
-def test_seed_po_pairs_are_gold_over_the_models_answer(tmp_path):
-    write_jsonl(tmp_path / "seed" / "train.jsonl", SEED)
+def test_seed_po_pairs_are_gold_over_the_models_answer_kept_above_the_reward_threshold(tmp_path):
+    seed = [*SEED, {"id": "s3", "prompt": "Why is the sky blue?", "gold": "Air scatters blue light the most."}]
+    write_jsonl(tmp_path / "seed" / "train.jsonl", seed)
     answers = [
         {"id": "s0", "prompt": SEED[0]["prompt"], "answer": "5"},
         {"id": "s1", "prompt": SEED[1]["prompt"], "answer": ""},
         {"id": "s2", "prompt": SEED[2]["prompt"], "answer": SEED[2]["gold"]},
+        {"id": "s3", "prompt": seed[3]["prompt"], "answer": "No idea."},
     ]
     write_jsonl(tmp_path / "answers" / "answers.jsonl", answers)
-    counts = gold_pairs.run(tmp_path / "out", {}, seed=tmp_path / "seed", answers=tmp_path / "answers")
+    gaps = [{"id": "s0", "gap": 0.3}, {"id": "s1", "gap": 0.9}, {"id": "s2", "gap": 0.0}, {"id": "s3", "gap": 0.2}]
+    write_jsonl(tmp_path / "gaps" / "gaps.jsonl", gaps)
+    folders = {k: tmp_path / k for k in ("seed", "answers", "gaps")}
+    counts = gold_pairs.run(tmp_path / "out", {"threshold": 0.2}, **folders)
     pairs = read_jsonl(tmp_path / "out" / "preference_set.jsonl")
     assert pairs == [{"id": "s0", "prompt": SEED[0]["prompt"], "chosen": SEED[0]["gold"], "rejected": "5"}]
-    assert counts == {"pairs": 1, "dropped": 2}
-    assert [d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")] == ["empty", "same_as_gold"]
+    assert counts == {
+        "candidates": 4,
+        "preference_set": 1,
+        "dropped_empty_answer": 1,
+        "dropped_identical": 1,
+        "dropped_below_threshold": 1,
+    }
+    dropped = read_jsonl(tmp_path / "out" / "dropped.jsonl")
+    assert [(d["id"], d["reason"]) for d in dropped] == [
+        ("s1", "empty_answer"),
+        ("s2", "identical"),
+        ("s3", "below_threshold"),  # a gap of exactly the threshold does not pass, as SynPO's filter
+    ]
 
 
 def test_ultrafeedback_binarized_rows_become_pairs(monkeypatch, tmp_path):

@@ -267,13 +267,16 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
     m = cfg.method
     assert (m.iterations, m.samples_per_prompt, m.judging.judgments, m.sft_items, m.eft_items) == (4, 4, 3, None, 3000)
     assert m.judging.verdict == "generate"  # the judgments are written and parsed, as Yuan et al.'s
+    assert m.training_data == "accumulated"  # "the same training data size" as SynPO
     assert (m.seed_sft.learning_rate, m.seed_sft.batch_size, m.seed_sft.num_epochs) == (1e-6, 32, 3)
     assert cfg.data.num_train == 18000
     simpo_recipe(cfg.optimizer)
-    # Table 7: every variant on the whole 18k seed; multi-epoch PO as many epochs as SynPO's iterations.
+    # Table 7: every variant on the whole 18k seed; multi-epoch Seed SFT + PO for the paper's 2 epochs; the pairs
+    # filtered by SynPO's scorer of the setting (Appendix D).
     cfg = composed(f"experiment=paper_seed_only_{base}")
     m = cfg.method
-    assert (list(m.variants), m.seed_items, m.multi_epochs) == (["sft", "po", "sft_po", "multi_epoch_po"], None, 4)
+    assert (list(m.variants), m.seed_items, m.multi_epochs) == (["sft", "po", "sft_po", "multi_epoch_po"], None, 2)
+    assert cfg.reward.name == reward and cfg.reward.threshold == pytest.approx(threshold)
     assert cfg.data.num_train == 18000
     simpo_recipe(cfg.optimizer)
 
@@ -289,6 +292,7 @@ def test_paper_baselines_carry_the_stated_settings(base, model, reward, threshol
         ("cpu_sampling_ranking", "method.self_instruct.max_rouge_l=0", "max_rouge_l=0.0 in (0, 1]"),
         ("cpu_self_rewarding", "method.judging.judgments=0", "method.judging.judgments=0"),
         ("cpu_self_rewarding", "method.judging.verdict=vote", "method.judging.verdict='vote'"),
+        ("cpu_self_rewarding", "method.training_data=all", "method.training_data='all': choose one of"),
         ("cpu_seed_only", "method.variants=[po,dpo]", "method.variants=['po', 'dpo']"),
         ("cpu_offline_simpo", "method.data.file=null", "method.data.file is required"),
     ],

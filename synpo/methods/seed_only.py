@@ -3,11 +3,16 @@
 `method.variants` picks any of (one run trains them all, sharing what they have in common):
 - `sft` (Seed SFT): SFT from M0 on the seed prompts with their gold answers (`seed_sft`) -> model `seed_sft`;
 - `po` (Seed PO): SimPO from M0 on pairs chosen = gold, rejected = M0's answer to the same seed prompt
-  (`seed_answers`, `seed_pairs`, `seed_po`) -> `seed_po`;
-- `sft_po` (Seed SFT + PO): the same pairs, SimPO from the Seed SFT model (`seed_sft_po`) -> `seed_sft_po`;
-- `multi_epoch_po`: Seed PO trained for `method.multi_epochs` epochs instead of `optimizer.num_epochs`, the
-  seed's pairs seen as often as SynPO's iterations would see new ones (`seed_po_multi_epoch`).
-All use the first `method.seed_items` seed training items; SimPO's settings are the `optimizer` group's.
+  (`seed_answers`, `seed_gaps`, `seed_pairs`, `seed_po`) -> `seed_po`;
+- `sft_po` (Seed SFT + PO, "a model finetuned on seed data, then preference data from the model output and gold"):
+  SimPO from the Seed SFT model on pairs chosen = gold, rejected = the Seed SFT model's own answer
+  (`seed_sft_answers`, `seed_sft_gaps`, `seed_sft_pairs`, `seed_sft_po`) -> `seed_sft_po`;
+- `multi_epoch_po` (Seed SFT + PO, multi-epoch): the same pairs from the same Seed SFT model, trained for
+  `method.multi_epochs` epochs instead of `optimizer.num_epochs` (the paper chose 2 over 3)
+  -> `seed_sft_po_multi_epoch`.
+The pairs of settings 2-4 are kept when the reward prefers the gold answer by more than `reward.threshold`, as SynPO
+filters its pairs (Appendix D). All use the first `method.seed_items` seed training items; SimPO's settings are the
+`optimizer` group's.
 
     synpo experiment=cpu_seed_only logger=none
     synpo experiment=paper_seed_only_mistral method.variants=[po]
@@ -19,10 +24,10 @@ from omegaconf import DictConfig
 
 from synpo.config import SEED_ONLY_VARIANTS
 from synpo.errors import ConfigError
-from synpo.methods.baselines import train_simpo
+from synpo.methods.baselines import require_pairs, train_simpo
 from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
-from synpo.stages import answer, gold_pairs, seed_sft
+from synpo.stages import answer, gold_pairs, reward_gap, seed_sft
 
 
 def check(cfg: DictConfig) -> None:
@@ -37,12 +42,36 @@ def check(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
-    """Returns M0 and one model per variant: seed_sft, seed_po, seed_sft_po, seed_po_multi_epoch."""
+    """Returns M0 and one model per variant: seed_sft, seed_po, seed_sft_po, seed_sft_po_multi_epoch."""
     check(cfg)
     r, m, seed, variants = Recipe(cfg), cfg.method, cfg.seed, set(cfg.method.variants)
     seeds, m0 = seeds_and_m0(cfg, runner)
+
+    def gold_over(prefix: str, model: Artifact) -> Artifact:
+        """Gold vs `model`'s answer on the seed prompts, filtered by the reward gap."""
+        answers = runner.run(
+            f"{prefix}_answers",
+            answer.run,
+            config={"prompts_file": "train.jsonl", "limit": m.seed_items, **r.generating("answer", seed)},
+            inputs={"model": model, "prompts": seeds},
+        )
+        gaps = runner.run(
+            f"{prefix}_gaps",
+            reward_gap.run,
+            config={"chosen": ("train.jsonl", "gold"), "rejected": ("answers.jsonl", "answer"), "reward": r.reward}
+            | r.common,
+            inputs={"chosen": seeds, "rejected": answers, "m0": m0},
+        )
+        pairs = runner.run(
+            f"{prefix}_pairs",
+            gold_pairs.run,
+            config={"threshold": cfg.reward.threshold},
+            inputs={"seed": seeds, "answers": answers, "gaps": gaps},
+        )
+        return require_pairs(pairs, f"{prefix}_pairs")
+
     policies = {"M0": m0}
-    if variants & {"sft", "sft_po"}:
+    if variants & {"sft", "sft_po", "multi_epoch_po"}:
         sft_model = runner.run(
             "seed_sft",
             seed_sft.run,
@@ -51,20 +80,14 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         )
         if "sft" in variants:
             policies["seed_sft"] = sft_model
-    if variants & {"po", "sft_po", "multi_epoch_po"}:
-        answers = runner.run(
-            "seed_answers",
-            answer.run,
-            config={"prompts_file": "train.jsonl", "limit": m.seed_items, **r.generating("answer", seed)},
-            inputs={"model": m0, "prompts": seeds},
-        )
-        pairs = runner.run("seed_pairs", gold_pairs.run, inputs={"seed": seeds, "answers": answers})
-        if "po" in variants:
-            policies["seed_po"] = train_simpo(cfg, runner, "seed_po", m0, pairs)
+    if "po" in variants:
+        policies["seed_po"] = train_simpo(cfg, runner, "seed_po", m0, gold_over("seed", m0))
+    if variants & {"sft_po", "multi_epoch_po"}:
+        pairs = gold_over("seed_sft", sft_model)
         if "sft_po" in variants:
             policies["seed_sft_po"] = train_simpo(cfg, runner, "seed_sft_po", sft_model, pairs)
         if "multi_epoch_po" in variants:
-            policies["seed_po_multi_epoch"] = train_simpo(
-                cfg, runner, "seed_po_multi_epoch", m0, pairs, num_epochs=m.multi_epochs
+            policies["seed_sft_po_multi_epoch"] = train_simpo(
+                cfg, runner, "seed_sft_po_multi_epoch", sft_model, pairs, num_epochs=m.multi_epochs
             )
     return policies

@@ -11,8 +11,12 @@ then each iteration t = 1..T, from the previous model M(t-1) (the SFT model when
    (`iterN/judgments`). With `method.judging.verdict=logprobs` (the demo's: a 135M model, even after the judge
    examples, does not write the format) the score is read from the model's probabilities of 0..5 after "Score:";
 4. best vs worst score is the pair (ties and prompts with fewer than two scored answers give none; `iterN/pairs`);
-5. M(t) = SimPO from M(t-1) on the pairs of iteration t (Yuan et al. train each model from the previous one on the
-   new pairs only; `iterN/policy`).
+5. M(t) = SimPO (`iterN/policy`), on `method.training_data`:
+   - `accumulated` (the paper preset's: the paper gives the iterative baselines "the same training data size" as
+     SynPO): from the SFT model on the pairs of iterations 1..t, as SynPO trains M(t) from M0 on its accumulated D.
+     The start is the SFT model, not M0 itself, so that every model keeps the judge training its successor's
+     judgments rely on;
+   - `new` (Yuan et al.'s): from M(t-1) on the pairs of iteration t only.
 The `reward` group is not used: the model is its own judge.
 
     synpo experiment=cpu_self_rewarding logger=none
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from synpo.config import SELF_REWARDING_TRAINING_DATA
 from synpo.errors import ConfigError
 from synpo.judges import VERDICTS
 from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
@@ -37,6 +42,10 @@ def check(cfg: DictConfig) -> None:
     m = cfg.method
     if m.judging.verdict not in VERDICTS:
         raise ConfigError(f"method.judging.verdict={m.judging.verdict!r}: choose one of {list(VERDICTS)}")
+    if m.training_data not in SELF_REWARDING_TRAINING_DATA:
+        raise ConfigError(
+            f"method.training_data={m.training_data!r}: choose one of {list(SELF_REWARDING_TRAINING_DATA)}"
+        )
     if m.judging.judgments < 1:
         raise ConfigError(f"method.judging.judgments={m.judging.judgments} must be at least 1")
     if m.sft_items is not None and m.sft_items < 1:
@@ -51,13 +60,14 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
     seeds, m0 = seeds_and_m0(cfg, runner)
     prompts_of = prompt_source(cfg, runner, seeds, m0)
-    policy = runner.run(
+    sft_model = runner.run(
         "seed_sft",
         seed_sft.run,
         config={"sft": plain(m.seed_sft), "items": m.sft_items, "eft_items": m.eft_items, "seed": seed, **r.common},
         inputs={"seed": seeds, "model": m0},
     )
-    policies = {"M0": m0, "ift_eft": policy}
+    accumulated = m.training_data == "accumulated"
+    policies, policy, preference_set = {"M0": m0, "ift_eft": sft_model}, sft_model, None
     for t in range(1, m.iterations + 1):
         it = f"iter{t}"
         samples = sample(cfg, runner, f"{it}/samples", policy, prompts_of(t), seed + t)
@@ -67,12 +77,14 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
             config={"judging": plain(m.judging), "generation": plain(cfg.generation), "seed": seed + t, **r.common},
             inputs={"judge": policy, "samples": samples},
         )
-        pairs = runner.run(
+        previous = {"previous": preference_set} if accumulated and preference_set is not None else {}
+        preference_set = runner.run(
             f"{it}/pairs",
             best_worst_pairs.run,
             config={"iteration": t, "per_iteration": m.pairs_per_iteration, "seed": seed + t},
-            inputs={"samples": samples, "scores": judgments},
+            inputs={"samples": samples, "scores": judgments, **previous},
         )
-        policy = train_simpo(cfg, runner, f"{it}/policy", policy, require_pairs(pairs, f"{it}/pairs"))
+        start = sft_model if accumulated else policy
+        policy = train_simpo(cfg, runner, f"{it}/policy", start, require_pairs(preference_set, f"{it}/pairs"))
         policies[f"M{t}"] = policy
     return policies
