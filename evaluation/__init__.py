@@ -15,7 +15,7 @@ from pathlib import Path
 
 from evaluation import alpaca, arena_hard, mt_bench, open_llm
 from evaluation.common import load_rows, settings, write_result
-from synpo.config import EvaluationConfig, GenerationConfig
+from synpo.config import EvaluationConfig, GenerationConfig, check_object
 from synpo.errors import EvaluationError
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 SUITES = {"alpaca_eval": alpaca, "arena_hard": arena_hard, "mt_bench": mt_bench, "lm_eval": open_llm}
 JUDGED = ("alpaca_eval", "arena_hard", "mt_bench")
 
-__all__ = ["SUITES", "EvaluationError", "run", "validate"]
+__all__ = ["SUITES", "EvaluationError", "check_files", "run", "validate"]
 
 
 @dataclass
@@ -67,28 +67,32 @@ class Context:
         return self._models["judge"]
 
 
-def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | None = None) -> None:
-    """Fail on bad input before any generation, naming the config key."""
-    from synpo.errors import JudgeError, ModelError
-    from synpo.judges import make_judge_client
-    from synpo.models import check_loadable
-
-    unknown = [s for s in cfg.suites if s not in SUITES]
-    if unknown:
-        raise EvaluationError(f"evaluation.suites: unknown {unknown}; known: {sorted(SUITES)}")
-    try:
-        check_loadable(model_path, "model_path")
-    except ModelError as e:
-        raise EvaluationError(str(e)) from e
+def check_files(cfg: EvaluationConfig) -> None:
+    """The local suite files of `cfg.suites` exist and parse (no model, no heavy import): the start-up's first look."""
     if "alpaca_eval" in cfg.suites and cfg.alpaca_eval.data != "hub":
         alpaca.load_suite(cfg.alpaca_eval.data)
-        if cfg.alpaca_eval.glm not in alpaca.GLMS:
-            raise EvaluationError(f"evaluation.alpaca_eval.glm={cfg.alpaca_eval.glm!r}: expected one of {alpaca.GLMS}")
     if "arena_hard" in cfg.suites:
         load_rows(cfg.arena_hard.questions, "evaluation.arena_hard.questions", ("question_id", "turns"))
         load_rows(cfg.arena_hard.baseline_answers, "evaluation.arena_hard.baseline_answers", ("question_id", "choices"))
     if "mt_bench" in cfg.suites:
         mt_bench.load_questions(cfg.mt_bench)
+
+
+def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | None = None) -> None:
+    """Fail on bad input before any generation, naming the config key."""
+    from synpo.errors import ConfigError, JudgeError, ModelError
+    from synpo.judges import make_judge_client
+    from synpo.models import check_loadable
+
+    try:
+        check_object(cfg, "evaluation")
+    except ConfigError as e:
+        raise EvaluationError(str(e)) from None
+    try:
+        check_loadable(model_path, "model_path")
+    except ModelError as e:
+        raise EvaluationError(str(e)) from e
+    check_files(cfg)
     if "lm_eval" in cfg.suites:
         open_llm.validate(cfg.lm_eval)
     if any(s in JUDGED for s in cfg.suites):

@@ -33,12 +33,13 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.common import ItemLog, load_rows
+from synpo.config import ALPACA_GLMS
 from synpo.errors import EvaluationError
 
 log = logging.getLogger(__name__)
 
 SEED = 123  # alpaca-eval's default processor seed
-GLMS = ("length_controlled_v1", "length_controlled_minimal")
+GLMS = ALPACA_GLMS
 
 
 def _configs() -> Path:

@@ -38,11 +38,13 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     return len(lines)
 
 
-def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
-    """Read a JSONL file; every record must be an object with the `required` string fields."""
+def read_jsonl(path: Path, required: Sequence[str] = (), key: str | None = None) -> list[dict]:
+    """Read a JSONL file; every record must be an object with the `required` string fields. With `key`, the config
+    key that names the file (given for the run's input data), the messages name it and a file with no record fails."""
     path = Path(path)
+    where = f"{path} ({key})" if key else str(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{where}: file not found")
     rows = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -59,6 +61,8 @@ def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
                 if not isinstance(value, str) or not value.strip():
                     raise DataError(f"{path}:{lineno}: field '{key}' is missing or not a non-empty string")
             rows.append(row)
+    if key and not rows:
+        raise DataError(f"{where}: the file has no records")
     return rows
 
 

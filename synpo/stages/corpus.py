@@ -11,24 +11,26 @@ from synpo.io import read_jsonl, resolve_path, write_jsonl
 
 
 def paragraphs(cfg: CorpusConfig) -> list[str]:
+    """The paragraphs of `corpus.min_words` words or more (at most `corpus.max_paragraphs`); none is an error naming
+    the file or hub set."""
     if cfg.source == "jsonl":
-        if not cfg.file:
-            raise DataError("corpus.file is required when corpus.source=jsonl")
-        texts = (r[cfg.text_field] for r in read_jsonl(resolve_path(cfg.file), (cfg.text_field,)))
-    elif cfg.source == "hub":
+        path = resolve_path(cfg.file)
+        where = f"{path} (corpus.file)"
+        texts = (r[cfg.text_field] for r in read_jsonl(path, (cfg.text_field,), "corpus.file"))
+    else:
         from datasets import load_dataset
 
+        where = f"{cfg.hub_id} (corpus.hub_id)"
         stream = load_dataset(cfg.hub_id, split=cfg.hub_split, streaming=True)
         texts = (r[cfg.text_field] for r in stream)
-    else:
-        raise DataError(f"corpus.source={cfg.source!r}: expected jsonl or hub")
     kept = (t.strip() for t in texts if len(t.split()) >= cfg.min_words)
-    return list(islice(kept, cfg.max_paragraphs))
+    found = list(islice(kept, cfg.max_paragraphs))
+    if not found:
+        raise DataError(f"{where}: no paragraph has corpus.min_words={cfg.min_words} words")
+    return found
 
 
 def run(out: Path, config: dict) -> dict:
     texts = paragraphs(CorpusConfig(**config["corpus"]))
-    if not texts:
-        raise DataError(f"corpus ({config['corpus']['name']}): no paragraph has corpus.min_words words")
     write_jsonl(out / "paragraphs.jsonl", ({"text": t} for t in texts))
     return {"paragraphs": len(texts)}
