@@ -770,14 +770,21 @@ class Config:
     cache_verify: str = choice("size", "size", "sha256")
 
 
+METHOD_SCHEMAS = {
+    "synpo": SynPOConfig,
+    "spa": SPAConfig,
+    "sft": SFTMethodConfig,
+    "offline_simpo": OfflineSimPOConfig,
+    "sampling_ranking": SamplingRankingConfig,
+    "self_rewarding": SelfRewardingConfig,
+    "seed_only": SeedOnlyConfig,
+}
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    # `method` is typed per method (SynPO now, SPA later), so its schema comes with the group option.
-    cs.store(group="method", name="base_synpo", node=SynPOConfig)
-    cs.store(group="method", name="base_spa", node=SPAConfig)
-    cs.store(group="method", name="base_sft", node=SFTMethodConfig)
-    cs.store(group="method", name="base_offline_simpo", node=OfflineSimPOConfig)
-    cs.store(group="method", name="base_sampling_ranking", node=SamplingRankingConfig)
-    cs.store(group="method", name="base_self_rewarding", node=SelfRewardingConfig)
-    cs.store(group="method", name="base_seed_only", node=SeedOnlyConfig)
+    # `method` is typed per method, so its schema comes with the group option: conf/method/NAME.yaml starts from
+    # `/method_schema_NAME@_here_`. Stored outside any group, so that `synpo --help` lists only real options.
+    for name, schema in METHOD_SCHEMAS.items():
+        cs.store(name=f"method_schema_{name}", node=schema)

@@ -69,6 +69,10 @@ def test_help_lists_groups_and_options(synpo):
     for group in ("model:", "data:", "corpus:", "reward:", "optimizer:", "generation:", "method:", "logger:"):
         assert group in out
     assert "paper_mistral" in out and "smollm2_135m" in out
+    # Only what a user can choose: not the schemas stored in Hydra's ConfigStore.
+    groups = out.split("== Config groups ==")[1].split("== Config ==")[0]
+    assert "method: offline_simpo, sampling_ranking, seed_only, self_rewarding, sft, spa, synpo\n" in groups
+    assert "schema" not in groups and "base_" not in groups
 
 
 def test_cfg_job_prints_the_composed_config(synpo):
