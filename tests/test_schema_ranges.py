@@ -8,6 +8,8 @@ import copy
 import dataclasses
 import inspect
 import math
+import subprocess
+import sys
 import types
 import typing
 
@@ -160,3 +162,29 @@ def test_declared_options_are_the_implemented_ones():
     assert set(schemas.LM_EVAL_TASKS) == set(open_llm.TASKS)
     assert {cfg.method.name for cfg in CONFIGS.values()} == set(METHODS)
     assert set(schemas.LR_SCHEDULERS) <= {s.value for s in SchedulerType}
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [("method.iterations=-1", "method.iterations=-1"), ("data.train_file={empty}", "{empty} (data.train_file)")],
+)
+def test_config_and_data_errors_come_before_the_heavy_imports(tmp_path, override, expected):
+    """A fresh process (this one has torch already): the error is raised with torch, transformers and TRL unloaded."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code = f"""
+import sys
+from hydra import compose, initialize_config_dir
+from synpo.cli import CONF_DIR, validate
+from synpo.errors import SynpoError
+with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    cfg = compose(config_name="config", overrides=[{override.format(empty=empty)!r}])
+try:
+    validate(cfg)
+except SynpoError as e:
+    print(e)
+print(sorted(m for m in ("torch", "transformers", "trl") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    message, loaded = out.splitlines()
+    assert expected.format(empty=empty) in message and loaded == "[]"
