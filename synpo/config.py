@@ -496,6 +496,9 @@ class SPAConfig:
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
 
     def check(self, key: str) -> None:
+        for name in ("seed_dpo", "dpo"):
+            if getattr(self, name).loss != "dpo":
+                raise ConfigError(f"{key}.{name}.loss={getattr(self, name).loss!r}: SPA trains with DPO")
         if len(self.prompts_per_iteration) < self.iterations:
             raise ConfigError(f"{key}.prompts_per_iteration needs one count per iteration ({self.iterations})")
         if self.refinement.decoupled and len(self.refinement.lambdas) < self.iterations:
@@ -768,6 +771,11 @@ class Config:
     threads: int | None = rng(None, ge=1)
     # How reused stage outputs are checked: `size` (cheap) or `sha256` (reads every file).
     cache_verify: str = choice("size", "size", "sha256")
+
+    def check(self, key: str) -> None:
+        # The `optimizer` group trains SimPO (TRL's CPOTrainer); DPO is SPA's own trainers' (`method.dpo`).
+        if self.optimizer.loss != "simpo":
+            raise ConfigError(f"optimizer.loss={self.optimizer.loss!r}: the optimizer group trains SimPO only")
 
 
 METHOD_SCHEMAS = {
