@@ -29,12 +29,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from evaluation.common import ItemLog, load_rows
 from synpo.config import ALPACA_GLMS
 from synpo.errors import EvaluationError
+
+if TYPE_CHECKING:  # pandas loads with the scoring, not at start-up when the suite files are checked
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def judge_conversations(pairs: list[dict]) -> tuple[list[list[dict]], list[bool]
     """alpaca-eval's judge messages for rows with `instruction`, `output_1` (baseline), `output_2` (model).
 
     Returns the conversations and whether each pair was shown switched (model first)."""
+    import pandas as pd
     from alpaca_eval.processors import RandomSwitchTwoColumnsProcessor
     from alpaca_eval.utils import make_prompts, prompt_to_chatml
 
@@ -114,6 +117,7 @@ def weighted_preference(logprobs: dict[str, float], switched: bool) -> float:
 
 def length_controlled_winrate(annotations: pd.DataFrame, glm: str) -> dict:
     """LC win rate (%) and its standard error; see the module docstring for why the minimal GLM is refit here."""
+    import pandas as pd
     from alpaca_eval.metrics.glm_winrate import (
         GLM_INFO,
         fit_LogisticRegressionCV,
@@ -150,6 +154,7 @@ def length_controlled_winrate(annotations: pd.DataFrame, glm: str) -> dict:
 
 def win_rates(annotations: list[dict], glm: str) -> dict:
     """Raw and LC win rates over the parsed annotations; unparsable verdicts are counted, not scored."""
+    import pandas as pd
     from alpaca_eval.metrics import get_winrate
 
     parsed = [a for a in annotations if a["preference"] is not None]
@@ -165,6 +170,8 @@ def win_rates(annotations: list[dict], glm: str) -> dict:
 
 def evaluate(ctx, cfg) -> dict:
     """Generate, judge (both resumable) and score one model on the AlpacaEval suite `cfg`."""
+    import pandas as pd
+
     from synpo.generation import Sampling
 
     rows = load_suite(cfg.data, cfg.limit)
