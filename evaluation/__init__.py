@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synpo.config import EvaluationConfig, GenerationConfig
+from synpo.config import EvaluationConfig, GenerationConfig, check_object
 from synpo.errors import EvaluationError
 from synpo.evaluation import alpaca, arena_hard, mt_bench, open_llm
 from synpo.evaluation.common import settings, write_result
@@ -26,7 +26,7 @@ JUDGED = ("alpaca_eval", "arena_hard", "mt_bench")
 PAPER_JUDGES = {"alpaca_eval": "gpt-4-1106-preview", "arena_hard": "gpt-4-1106-preview", "mt_bench": "gpt-4"}
 MOVING_ALIASES = ("gpt-4-turbo", "gpt-4-turbo-preview", "gpt-4o", "chatgpt-4o-latest", "gpt-4o-mini")
 
-__all__ = ["SUITES", "EvaluationError", "run", "validate"]
+__all__ = ["SUITES", "EvaluationError", "check_files", "run", "validate"]
 
 
 @dataclass
@@ -71,14 +71,11 @@ class Context:
 
 
 def check_verdict(kind: str, cfg: EvaluationConfig) -> None:
-    """A suite's verdict mode is known, and an endpoint judge is asked only for what it can return: AlpacaEval's
-    one-token verdict reads its top log-probabilities; Arena-Hard's and MT-Bench's labels need a local judge."""
-    from synpo.judges import VERDICTS
-
+    """An endpoint judge is asked only for what it can return: AlpacaEval's one-token verdict reads its top
+    log-probabilities; Arena-Hard's and MT-Bench's labels need a local judge (the modes' names are checked with the
+    other choices of the schema)."""
     own = getattr(cfg, kind).verdict
     key, verdict = (f"evaluation.{kind}.verdict", own) if own else ("evaluation.judge.verdict", cfg.judge.verdict)
-    if verdict not in VERDICTS:
-        raise EvaluationError(f"{key}={verdict!r}: expected one of {list(VERDICTS)}")
     if verdict == "logprobs" and cfg.judge.backend == "openai" and kind != "alpaca_eval":
         raise EvaluationError(
             f"{key}=logprobs: {kind}'s verdict labels need a local judge (evaluation.judge.backend=local); an "
@@ -97,28 +94,32 @@ def warn_moving_alias(model: str | None, backend: str, suites: list[str]) -> Non
         )
 
 
-def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | None = None) -> None:
-    """Fail on bad input before any generation, naming the config key."""
-    from synpo.errors import JudgeError, ModelError
-    from synpo.judges import make_judge_client
-    from synpo.models import check_loadable
-
-    unknown = [s for s in cfg.suites if s not in SUITES]
-    if unknown:
-        raise EvaluationError(f"evaluation.suites: unknown {unknown}; known: {sorted(SUITES)}")
-    try:
-        check_loadable(model_path, "model_path")
-    except ModelError as e:
-        raise EvaluationError(str(e)) from e
+def check_files(cfg: EvaluationConfig) -> None:
+    """The local suite files of `cfg.suites` exist and parse (no model, no heavy import): the start-up's first look."""
     if "alpaca_eval" in cfg.suites and cfg.alpaca_eval.data != "hub":
         alpaca.load_suite(cfg.alpaca_eval.data)
-        if cfg.alpaca_eval.glm not in alpaca.GLMS:
-            raise EvaluationError(f"evaluation.alpaca_eval.glm={cfg.alpaca_eval.glm!r}: expected one of {alpaca.GLMS}")
     if "arena_hard" in cfg.suites:
         questions = arena_hard.load_questions(cfg.arena_hard.questions, cfg.arena_hard.limit)
         arena_hard.load_answers(cfg.arena_hard.baseline_answers, questions)
     if "mt_bench" in cfg.suites:
         mt_bench.load_questions(cfg.mt_bench)
+
+
+def validate(model_path: str, cfg: EvaluationConfig, judge_default_model: str | None = None) -> None:
+    """Fail on bad input before any generation, naming the config key."""
+    from synpo.errors import ConfigError, JudgeError, ModelError
+    from synpo.judges import make_judge_client
+    from synpo.models import check_loadable
+
+    try:
+        check_object(cfg, "evaluation")
+    except ConfigError as e:
+        raise EvaluationError(str(e)) from None
+    try:
+        check_loadable(model_path, "model_path")
+    except ModelError as e:
+        raise EvaluationError(str(e)) from e
+    check_files(cfg)
     if "lm_eval" in cfg.suites:
         open_llm.validate(cfg.lm_eval)
     judged = [s for s in cfg.suites if s in JUDGED]

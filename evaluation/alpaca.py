@@ -39,11 +39,14 @@ import logging
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from synpo.config import ALPACA_GLMS
 from synpo.errors import EvaluationError
 from synpo.evaluation.common import ItemLog, load_rows
+
+if TYPE_CHECKING:  # pandas loads with the scoring, not at start-up when the suite files are checked
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ log = logging.getLogger(__name__)
 # to its processors (the single annotator's own default, 123, never applies). 0 reproduces the order of all 803
 # judged rows of the leaderboard's claude-2.1 annotations; 123 gets half of them wrong.
 SEED = 0
-GLMS = ("length_controlled_v1", "length_controlled_minimal")
+GLMS = ALPACA_GLMS
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"  # AlpacaEval 2's default annotator, the leaderboard's
 # Printed wherever an offline LC is: measured by tests/test_benchmark_files.py on the leaderboard's annotations.
 OFFLINE_LC_NOTE = (
@@ -100,6 +103,7 @@ def judge_conversations(pairs: list[dict]) -> tuple[list[list[dict]], list[bool]
     """alpaca-eval's judge messages for rows with `instruction`, `output_1` (baseline), `output_2` (model).
 
     Returns the conversations and whether each pair was shown switched (model first)."""
+    import pandas as pd
     from alpaca_eval.processors import RandomSwitchTwoColumnsProcessor
     from alpaca_eval.utils import make_prompts, prompt_to_chatml
 
@@ -155,6 +159,7 @@ def is_same(output_1: str, output_2: str) -> bool:
 
 def length_controlled_winrate(annotations: pd.DataFrame, glm: str) -> dict:
     """LC win rate (%) and its standard error; see the module docstring for why the minimal GLM is refit here."""
+    import pandas as pd
     from alpaca_eval.metrics.glm_winrate import (
         GLM_INFO,
         fit_LogisticRegressionCV,
@@ -191,6 +196,7 @@ def length_controlled_winrate(annotations: pd.DataFrame, glm: str) -> dict:
 
 def win_rates(annotations: list[dict], glm: str) -> dict:
     """Raw and LC win rates over the parsed annotations; unparsable verdicts are counted, not scored."""
+    import pandas as pd
     from alpaca_eval.metrics import get_winrate
 
     parsed = [a for a in annotations if a["preference"] is not None]
@@ -206,6 +212,8 @@ def win_rates(annotations: list[dict], glm: str) -> dict:
 
 def evaluate(ctx, cfg) -> dict:
     """Generate, judge (both resumable) and score one model on the AlpacaEval suite `cfg`."""
+    import pandas as pd
+
     from synpo.generation import Sampling
 
     rows = load_suite(cfg.data, cfg.limit)

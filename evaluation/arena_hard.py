@@ -28,13 +28,14 @@ from __future__ import annotations
 import math
 import re
 import uuid
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from synpo.errors import EvaluationError
 from synpo.evaluation.common import ItemLog, load_rows
 from synpo.judges import best
+
+if TYPE_CHECKING:  # pandas loads with the scoring, not at start-up when the suite files are checked
+    import pandas as pd
 
 SYSTEM_PROMPT = (
     "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to the "
@@ -129,6 +130,8 @@ def parse_verdict(judgment: str) -> tuple[str | None, bool]:
 
 def get_battles(judgments: list[dict], baseline: str, weight: int = 3) -> pd.DataFrame:
     """One battle row per (weighted) game outcome, as `get_battles_from_judgment` builds them."""
+    import pandas as pd
+
     rows = []
     for j in judgments:
         for game, swapped in zip(j["games"], (False, True), strict=True):
@@ -145,6 +148,8 @@ def get_battles(judgments: list[dict], baseline: str, weight: int = 3) -> pd.Dat
 
 def compute_mle_elo(df: pd.DataFrame, baseline: str, scale=400, base=10, init_rating=1000) -> pd.Series:
     """Bradley-Terry ratings by logistic regression, as arena-hard's `compute_mle_elo`."""
+    import numpy as np
+    import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
     models = pd.concat([df["model_a"], df["model_b"]]).unique()
@@ -173,6 +178,8 @@ def win_rate(elo_model: float, elo_baseline: float, scale=400, base=10) -> float
 
 def bt_win_rate(battles: pd.DataFrame, model: str, baseline: str, rounds: int = 100, seed: int = 42) -> dict:
     """Win rate (%) vs the baseline from the BT fit, with the bootstrap's 95% interval."""
+    import numpy as np
+
     elo = compute_mle_elo(battles, baseline)
     rng = np.random.RandomState(seed)
     boot = [

@@ -31,6 +31,8 @@ def load_rows(spec: str, key: str, required: Iterable[str]) -> list[dict]:
             rows = read_jsonl(path)
     except (DataError, json.JSONDecodeError) as e:
         raise EvaluationError(f"{key}={spec!r}: {e}") from None
+    if not rows:
+        raise EvaluationError(f"{key}={spec!r}: no records ({path})")
     for i, row in enumerate(rows):
         missing = [f for f in required if f not in row]
         if missing:

@@ -1,7 +1,8 @@
 """`synpo cache ls` and `synpo cache gc`: see and prune the stage cache.
 
 The cache lives in `$SYNPO_HOME/stages` (default `~/.cache/synpo/stages`), one folder per stage, one
-entry per key. Run directories hold hard links to their entries' files, so pruning never breaks a run.
+entry per key. Run directories hold hard links to their entries' files, so pruning never breaks a run (where the
+kernel refuses a hard link they hold a symlink, which pruning does break). Finished entries' files are read-only.
 """
 
 from __future__ import annotations
@@ -47,11 +48,43 @@ def _unlocked(lock: Path) -> bool:
         return True
 
 
+def _age(seconds: float) -> str:
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= length:
+            return f"{seconds / length:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def _last_written(folder: Path) -> float:
+    """The newest mtime in an unfinished folder (a trainer writing checkpoints keeps it fresh)."""
+    return max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+
+
+def partial_summary(partials: list[tuple[Path, int]]) -> str:
+    """One line on the unfinished `.partial` folders (size in bytes each): how many, how old, how much disk."""
+    if not partials:
+        return "no unfinished (.partial) folders"
+    now = time.time()
+    ages = [now - _last_written(folder) for folder, _ in partials]
+    busy = sum(not _unlocked(folder.parent / f"{folder.name.removesuffix('.partial')}.lock") for folder, _ in partials)
+    return (
+        f"{len(partials)} unfinished (.partial) folders, {_bytes(sum(s for _, s in partials))}, last written "
+        f"{_age(min(ages))} to {_age(max(ages))} ago, {busy} in use by a running job; "
+        "`synpo cache gc --unfinished` removes the others (a killed run's leftovers)"
+    )
+
+
 def ls(root: Path) -> int:
-    rows, total = [], 0
+    rows, total, partials = [], 0, []
     for stage, key, folder, finished in _entries(root):
         size = _size(folder)
         total += size
+        if not finished:
+            partials.append((folder, size))
         if finished:
             m = read_json(folder / MANIFEST)
             when, seconds = m["started"][:19].replace("T", " "), f"{m['seconds']:.1f}"
@@ -63,6 +96,7 @@ def ls(root: Path) -> int:
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
     print(f"{len(rows)} entries, {total / 1e9:.2f} GB in {root}")
+    print(partial_summary(partials))
     return 0
 
 

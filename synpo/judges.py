@@ -28,14 +28,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from synpo.config import GenerationConfig, JudgeConfig
-from synpo.errors import JudgeError
+from synpo.config import GenerationConfig, JudgeConfig, check_object
+from synpo.errors import ConfigError, JudgeError
 
 log = logging.getLogger(__name__)
 
 # Worth retrying: rate limits and server-side failures; anything else (400, 401, 404) will not get better.
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-VERDICTS = ("generate", "logprobs")
 
 
 def as_judge_config(cfg: JudgeConfig | dict) -> JudgeConfig:
@@ -369,9 +368,11 @@ class OpenAIJudge(JudgeClient):
 def make_judge_client(cfg: JudgeConfig | dict, default_model: str | None = None, name: str = "judge") -> JudgeClient:
     """`name` is the config key the judge sits under (e.g. `reward.judge`), used in every error message."""
     cfg = as_judge_config(cfg)
+    try:
+        check_object(cfg, name)
+    except ConfigError as e:
+        raise JudgeError(str(e)) from None
     model = cfg.model or default_model
-    if cfg.verdict not in VERDICTS:
-        raise JudgeError(f"{name}.verdict={cfg.verdict!r}: expected one of {list(VERDICTS)}")
     if cfg.backend == "local":
         if not model:
             raise JudgeError(f"{name}.model is not set: give a local folder or hub id")

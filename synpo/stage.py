@@ -6,9 +6,15 @@ declares, and the keys of its inputs, so the same work is never done twice: a re
 another job of a sweep, finds the finished entry and reuses it.
 
 An entry becomes visible only when it is complete: the stage writes into `<key>.partial`, then
-`manifest.json` (with each file's size and sha256), then the folder is renamed to `<key>`. A lock file
-per key keeps concurrent jobs from computing the same entry twice; the `.partial` folder is kept after a
-crash so that trainers resume from their last checkpoint in it.
+`manifest.json` (with each file's size and sha256), its files are made read-only, then the folder is renamed to
+`<key>`. A lock file per key keeps concurrent jobs from computing the same entry twice; the `.partial` folder is
+kept after a crash so that trainers resume from their last checkpoint in it.
+
+Run directories hard-link the entries' files, so a file edited in place in a run directory would change the entry
+and every run that links it: finished files are read-only (for everyone but root; the size / sha256 check of
+`verify_entry` catches what gets through). To change an artifact, copy it out (`cp --no-preserve=mode`) and edit
+the copy. Where the kernel refuses a hard link (another user's read-only file under `fs.protected_hardlinks=1`, a
+cache on another file system), the run directory gets a symlink to the entry instead.
 """
 
 from __future__ import annotations
@@ -168,10 +174,19 @@ def _files(folder: Path) -> Iterator[Path]:
             yield p
 
 
+def _lock_file(path: Path):
+    """The lock file, opened to write, or to read where another user's cache made it read-only to us (`flock`
+    works on either)."""
+    try:
+        return path.open("a")
+    except PermissionError:
+        return path.open()
+
+
 @contextmanager
 def file_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
+    with _lock_file(path) as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -196,8 +211,16 @@ def verify_entry(entry: Path, mode: str) -> str | None:
     return None
 
 
+def seal(folder: Path) -> None:
+    """Make every file of a finished entry read-only (folders stay writable, so `synpo cache gc` can remove it)."""
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            p.chmod(p.stat().st_mode & ~0o222)
+
+
 def _link_tree(src: Path, dst: Path) -> None:
-    """Make `dst` show the entry's files: hard links (no extra disk, survive cache pruning), else a symlink."""
+    """Make `dst` show the entry's files: hard links (no extra disk, survive cache pruning), else (the kernel refuses
+    a link, e.g. to another user's read-only file under protected_hardlinks, or across file systems) a symlink."""
     if dst.is_symlink() or dst.is_file():
         dst.unlink()
     elif dst.exists():
@@ -294,4 +317,5 @@ class Runner:
                 "files": files,
             },
         )
+        seal(partial)
         os.replace(partial, entry)

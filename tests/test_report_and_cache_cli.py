@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 
 import stages_for_tests
 import yaml
@@ -66,6 +69,16 @@ def test_cache_ls_and_gc_keep_entries_in_use(tmp_path, capsys):
     assert cache_main(["--dir", str(cache), "ls"]) == 0
     listing = capsys.readouterr().out
     assert a.key in listing and b.key in listing and "2 entries" in listing
+    assert "no unfinished (.partial) folders" in listing
+    # A killed run's leftover: counted, sized and dated in one line.
+    leftover = cache / "stages_for_tests" / "0123abcd.partial"
+    leftover.mkdir()
+    (leftover / "checkpoint.bin").write_bytes(b"\0" * 2_000_000)
+    os.utime(leftover / "checkpoint.bin", (time.time() - 7200, time.time() - 7200))
+    assert cache_main(["--dir", str(cache), "ls"]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith("1 unfinished (.partial) folders, 2.0 MB, last written 2.0 h to 2.0 h ago, 0 in use")
+    shutil.rmtree(leftover)
 
     assert cache_main(["--dir", str(cache), "gc", "--dry-run"]) == 0
     assert a.path.is_dir() and b.path.is_dir()

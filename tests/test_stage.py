@@ -143,3 +143,77 @@ def test_code_version_follows_the_library_code_a_stage_imports(tmp_path, monkeyp
 def test_stage_code_includes_the_library_and_evaluation_code_it_runs():
     assert {"synpo.training", "synpo.stages.simpo"} <= set(stage._project_modules("synpo.stages.simpo"))
     assert "synpo.evaluation.alpaca" in stage._project_modules("synpo.stages.evaluate")
+
+
+NOBODY = 65534
+
+
+def _as_another_user(fn) -> int:
+    """Run `fn` in a forked child that has dropped to an unprivileged uid (root ignores permission bits, and the
+    tests run as root); 0 when it returns, 13 on PermissionError, 1 on anything else (printed)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            if os.geteuid() == 0:
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+            fn()
+            code = 0
+        except PermissionError:
+            code = 13
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder every user can reach (pytest's own tmp_path is private to root)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="synpo-shared-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_a_finished_entry_cannot_be_written_through_a_run_directory(shared_tmp):
+    linked = shared_tmp / "run" / "stages" / "a" / "value.txt"
+
+    def as_user():
+        runner = Runner(shared_tmp / "cache", shared_tmp / "run")
+        art = runner.run("a", stages_for_tests.run, config={"value": "x"})
+        assert os.stat(linked).st_ino == os.stat(art / "value.txt").st_ino  # the user's own files, hard-linked
+        (shared_tmp / "own.txt").write_text("a file of one's own is writable")
+        with linked.open("a") as f:  # PermissionError: the entry's files are read-only
+            f.write("edited in place")
+
+    assert _as_another_user(as_user) == 13
+    assert linked.read_text() == "x" and stage.verify_entry(linked.parent.resolve(), "sha256") is None
+    entry = next(p for p in (shared_tmp / "cache" / "stages_for_tests").iterdir() if p.is_dir())
+    assert all(not p.stat().st_mode & 0o222 for p in entry.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as two users")
+def test_another_users_run_gets_symlinks_where_protected_hardlinks_refuse_links(shared_tmp):
+    """A cache shared by several users: under fs.protected_hardlinks=1 the kernel refuses a hard link to another
+    user's read-only file, and the run directory falls back to a symlink to the entry."""
+    (shared_tmp / "cache").mkdir(mode=0o755)
+    art = Runner(shared_tmp / "cache", shared_tmp / "root-run").run("a", stages_for_tests.run, config={"value": "x"})
+    protected = Path("/proc/sys/fs/protected_hardlinks").read_text().strip() == "1"
+    run = shared_tmp / "user-run" / "stages" / "a"
+
+    def as_user():
+        again = Runner(shared_tmp / "cache", shared_tmp / "user-run").run(
+            "a", stages_for_tests.run, config={"value": "x"}
+        )
+        assert again.key == art.key and (run / "value.txt").read_text() == "x"
+        assert run.is_symlink() == protected
+
+    assert _as_another_user(as_user) == 0

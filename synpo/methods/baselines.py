@@ -1,29 +1,15 @@
-"""What the paper's baselines share with SynPO and with each other: sampling n answers, SimPO training, and the
-start-up checks of these settings (the prompts each iteration samples on are `prompt_sources`')."""
+"""What the paper's baselines share with SynPO and with each other: sampling n answers, and SimPO training (the
+prompts each iteration samples on are `prompt_sources`')."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.errors import ConfigError, DataError
-from synpo.methods.prompt_sources import Prompts, check_prompt_source
+from synpo.errors import DataError
+from synpo.methods.prompt_sources import Prompts
 from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import answer, simpo
-
-
-def check_sampling(cfg: DictConfig) -> None:
-    """Values of the sampling baselines that compose but cannot work, named by their key."""
-    m = cfg.method
-    check_prompt_source(m)
-    positive = ("iterations", "prompts_per_iteration", "pairs_per_iteration")
-    for key in positive:
-        if m[key] < 1:
-            raise ConfigError(f"method.{key}={m[key]} must be at least 1")
-    if m.samples_per_prompt < 2:
-        raise ConfigError(
-            f"method.samples_per_prompt={m.samples_per_prompt}: best and worst need at least 2 answers per prompt"
-        )
 
 
 def sample(cfg: DictConfig, runner: Runner, label: str, model: Artifact, prompts: Prompts, seed: int) -> Artifact:

@@ -12,26 +12,14 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.errors import ConfigError
 from synpo.methods.baselines import train_simpo
 from synpo.methods.recipe import m0_of, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import preference_data
 
 
-def check(cfg: DictConfig) -> None:
-    data = cfg.method.data
-    if data.source not in preference_data.LOADERS:
-        raise ConfigError(f"method.data.source={data.source!r}: choose one of {sorted(preference_data.LOADERS)}")
-    if data.source == "jsonl" and not data.file:
-        raise ConfigError("method.data.file is required when method.data.source=jsonl")
-    if data.max_pairs is not None and data.max_pairs < 1:
-        raise ConfigError(f"method.data.max_pairs={data.max_pairs} must be at least 1 (or null for all)")
-
-
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns {"M0": ..., "M1": SimPO from M0 on the pairs}."""
-    check(cfg)
     m0 = m0_of(cfg, runner)
     pairs = runner.run("preferences", preference_data.run, config={"data": plain(cfg.method.data)})
     return {"M0": m0, "M1": train_simpo(cfg, runner, "policy", m0, pairs)}

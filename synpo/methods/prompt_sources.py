@@ -8,34 +8,12 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
-from synpo.config import PROMPT_SOURCES
-from synpo.errors import ConfigError
 from synpo.methods.recipe import Recipe, plain
 from synpo.stage import Artifact, Runner
 from synpo.stages import corpus, keyword_lists, mix_prompts, prompt_generator, prompt_pool, self_instruct, write_prompts
 
 # Iteration t's prompts as the `answer` stage takes them: (artifact, file, how many of its rows; None = all).
 Prompts = tuple[Artifact, str, int | None]
-
-
-def check_prompt_source(m: DictConfig) -> None:
-    """Prompt-source values that compose but cannot work, named by their key."""
-    if m.prompts_per_iteration < 1:
-        raise ConfigError(f"method.prompts_per_iteration={m.prompts_per_iteration} must be at least 1")
-    if m.prompt_source not in PROMPT_SOURCES:
-        raise ConfigError(f"method.prompt_source={m.prompt_source!r}: choose one of {list(PROMPT_SOURCES)}")
-    if m.prompt_source == "mix":
-        single = [s for s in PROMPT_SOURCES if s != "mix"]
-        if any(s not in single for s in m.mix) or len(set(m.mix)) < 2:
-            raise ConfigError(f"method.mix={list(m.mix)}: two or more different sources of {single}")
-    used = m.mix if m.prompt_source == "mix" else [m.prompt_source]
-    if m.prompt_pool.source == "jsonl" and not m.prompt_pool.file and "ultrafeedback" in used:
-        raise ConfigError("method.prompt_pool.file is required when method.prompt_pool.source=jsonl")
-    if m.self_instruct.examples < 1 or not 0 < m.self_instruct.max_rouge_l <= 1:
-        raise ConfigError(
-            f"method.self_instruct: examples={m.self_instruct.examples} must be at least 1 and "
-            f"max_rouge_l={m.self_instruct.max_rouge_l} in (0, 1]"
-        )
 
 
 def self_prompts(cfg: DictConfig, runner: Runner, seeds: Artifact, m0: Artifact) -> Callable[[int], Artifact]:
@@ -75,7 +53,7 @@ def self_prompts(cfg: DictConfig, runner: Runner, seeds: Artifact, m0: Artifact)
 
 
 def prompt_source(cfg: DictConfig, runner: Runner, seeds: Artifact, m0: Artifact) -> Callable[[int], Prompts]:
-    """`prompts(t)`: iteration t's prompts from `method.prompt_source` (checked by `check_prompt_source`)."""
+    """`prompts(t)`: iteration t's prompts from `method.prompt_source` (checked by `PromptSourceConfig.check`)."""
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
     n = m.prompts_per_iteration
 

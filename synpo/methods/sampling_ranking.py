@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
+from synpo.methods.baselines import require_pairs, sample, train_simpo
 from synpo.methods.prompt_sources import prompt_source
 from synpo.methods.recipe import Recipe, seeds_and_m0
 from synpo.stage import Artifact, Runner
@@ -27,7 +27,6 @@ from synpo.stages import best_worst_pairs, score_samples
 
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns {"M0": ..., "M1": ..., ...}."""
-    check_sampling(cfg)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
     seeds, m0 = seeds_and_m0(cfg, runner)
     prompts_of = prompt_source(cfg, runner, seeds, m0)

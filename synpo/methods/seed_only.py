@@ -22,28 +22,14 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.config import SEED_ONLY_VARIANTS
-from synpo.errors import ConfigError
 from synpo.methods.baselines import require_pairs, train_simpo
 from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
 from synpo.stages import answer, gold_pairs, reward_gap, seed_sft
 
 
-def check(cfg: DictConfig) -> None:
-    m = cfg.method
-    unknown = [v for v in m.variants if v not in SEED_ONLY_VARIANTS]
-    if unknown or not m.variants:
-        raise ConfigError(f"method.variants={list(m.variants)}: choose among {list(SEED_ONLY_VARIANTS)}")
-    if m.seed_items is not None and m.seed_items < 1:
-        raise ConfigError(f"method.seed_items={m.seed_items} must be at least 1 (or null for the whole seed set)")
-    if m.multi_epochs <= 0:
-        raise ConfigError(f"method.multi_epochs={m.multi_epochs} must be positive")
-
-
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns M0 and one model per variant: seed_sft, seed_po, seed_sft_po, seed_sft_po_multi_epoch."""
-    check(cfg)
     r, m, seed, variants = Recipe(cfg), cfg.method, cfg.seed, set(cfg.method.variants)
     seeds, m0 = seeds_and_m0(cfg, runner)
 

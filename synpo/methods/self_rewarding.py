@@ -27,36 +27,15 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.config import SELF_REWARDING_TRAINING_DATA
-from synpo.errors import ConfigError
-from synpo.judges import VERDICTS
-from synpo.methods.baselines import check_sampling, require_pairs, sample, train_simpo
+from synpo.methods.baselines import require_pairs, sample, train_simpo
 from synpo.methods.prompt_sources import prompt_source
 from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
 from synpo.stages import best_worst_pairs, judge_samples, seed_sft
 
 
-def check(cfg: DictConfig) -> None:
-    check_sampling(cfg)
-    m = cfg.method
-    if m.judging.verdict not in VERDICTS:
-        raise ConfigError(f"method.judging.verdict={m.judging.verdict!r}: choose one of {list(VERDICTS)}")
-    if m.training_data not in SELF_REWARDING_TRAINING_DATA:
-        raise ConfigError(
-            f"method.training_data={m.training_data!r}: choose one of {list(SELF_REWARDING_TRAINING_DATA)}"
-        )
-    if m.judging.judgments < 1:
-        raise ConfigError(f"method.judging.judgments={m.judging.judgments} must be at least 1")
-    if m.sft_items is not None and m.sft_items < 1:
-        raise ConfigError(f"method.sft_items={m.sft_items} must be at least 1 (or null for the whole seed set)")
-    if m.eft_items < 0:
-        raise ConfigError(f"method.eft_items={m.eft_items} must be 0 or more")
-
-
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Returns {"M0": ..., "ift_eft": the SFT model, "M1": ..., ...}."""
-    check(cfg)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
     seeds, m0 = seeds_and_m0(cfg, runner)
     prompts_of = prompt_source(cfg, runner, seeds, m0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from synpo.methods.prompt_sources import check_prompt_source, prompt_source
+from synpo.methods.prompt_sources import prompt_source
 from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
 from synpo.stages import (
@@ -30,7 +30,6 @@ from synpo.stages import (
 
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     """Run SynPO; returns the policy of every iteration, {"M0": ..., "M1": ..., ...}."""
-    check_prompt_source(cfg.method)
     r, m, seed = Recipe(cfg), cfg.method, cfg.seed
     seeds, m0 = seeds_and_m0(cfg, runner)
 

@@ -29,7 +29,7 @@ def documents(cfg: CorpusConfig) -> Iterator[str]:
     if cfg.source == "jsonl":
         if not cfg.file:
             raise DataError("corpus.file is required when corpus.source=jsonl")
-        texts = (r[cfg.text_field] for r in iter_jsonl(resolve_path(cfg.file), (cfg.text_field,)))
+        texts = (r[cfg.text_field] for r in iter_jsonl(resolve_path(cfg.file), (cfg.text_field,), "corpus.file"))
     elif cfg.source == "hub":
         from datasets import load_dataset
 
@@ -61,6 +61,17 @@ def reservoir(items: Iterable[str], k: int, rng: random.Random) -> list[str]:
     return sample
 
 
+def _none_found(cfg: CorpusConfig) -> DataError:
+    where = f"{resolve_path(cfg.file)} (corpus.file)" if cfg.source == "jsonl" else f"{cfg.hub_id} (corpus.hub_id)"
+    return DataError(f"{where}: no paragraph has corpus.min_words={cfg.min_words} words")
+
+
+def check(cfg: CorpusConfig) -> None:
+    """The start-up's look at a local corpus file: every record parses and some paragraph is long enough."""
+    if not sum(1 for _ in paragraphs(documents(cfg), cfg.min_words, Counter())):
+        raise _none_found(cfg)
+
+
 def run(out: Path, config: dict) -> dict:
     cfg = CorpusConfig(**config["corpus"])
     counts: Counter = Counter()
@@ -69,5 +80,5 @@ def run(out: Path, config: dict) -> dict:
         candidates = reservoir(candidates, cfg.max_paragraphs, random.Random(cfg.seed))
     written = write_jsonl(out / "paragraphs.jsonl", ({"text": t} for t in candidates))
     if not written:
-        raise DataError(f"corpus ({cfg.name}): no paragraph has corpus.min_words={cfg.min_words} words")
+        raise _none_found(cfg)
     return {**counts, "paragraphs": written}

@@ -29,7 +29,7 @@ def hub_preferences(cfg: PreferenceDataConfig) -> list[dict]:
 def jsonl_pairs(cfg: PreferenceDataConfig) -> list[dict]:
     if not cfg.file:
         raise DataError("method.data.file is required when method.data.source=jsonl")
-    rows = read_jsonl(resolve_path(cfg.file), FIELDS)
+    rows = read_jsonl(resolve_path(cfg.file), FIELDS, "method.data.file")
     random.Random(cfg.shuffle_seed).shuffle(rows)
     return rows[: cfg.max_pairs]
 

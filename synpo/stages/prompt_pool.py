@@ -34,7 +34,7 @@ def jsonl_prompts(file: str | None, key: str, source_key: str) -> tuple[list[str
     if not file:
         raise DataError(f"{key} is required when {source_key}=jsonl")
     path = resolve_path(file)
-    return [r["prompt"] for r in read_jsonl(path, ("prompt",))], f"{path} ({key})"
+    return [r["prompt"] for r in read_jsonl(path, ("prompt",), key)], f"{path} ({key})"
 
 
 def fresh_slice(texts: Iterable[str], seen: set[str], offset: int, n: int, source: str, iteration: int) -> tuple:

@@ -14,9 +14,7 @@ FIELDS = ("id", "prompt", "gold")
 
 
 def load_jsonl(cfg: SeedDataConfig) -> tuple[list[dict], list[dict]]:
-    if not cfg.train_file:
-        raise DataError("data.train_file is required when data.source=jsonl")
-    train = read_jsonl(resolve_path(cfg.train_file), FIELDS)
+    train = read_jsonl(resolve_path(cfg.train_file), FIELDS, "data.train_file")
     validation = read_jsonl(resolve_path(cfg.validation_file), FIELDS) if cfg.validation_file else []
     return train, validation
 
@@ -44,7 +42,10 @@ def load_ultrafeedback(cfg: SeedDataConfig) -> tuple[list[dict], list[dict]]:
     if cfg.gold_source == "file":
         if not cfg.gold_file:
             raise DataError("data.gold_file is required when data.gold_source=file")
-        gold_by_prompt = {r["prompt"]: r["gold"] for r in read_jsonl(resolve_path(cfg.gold_file), ("prompt", "gold"))}
+        gold_by_prompt = {
+            r["prompt"]: r["gold"]
+            for r in read_jsonl(resolve_path(cfg.gold_file), ("prompt", "gold"), "data.gold_file")
+        }
     rows = load_dataset(cfg.hub_id, split=cfg.hub_split)
     order = list(range(len(rows)))
     random.Random(cfg.seed).shuffle(order)

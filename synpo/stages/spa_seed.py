@@ -54,7 +54,7 @@ def hub_seed(cfg: SPADataConfig) -> list[dict]:
 def jsonl_seed(cfg: SPADataConfig) -> list[dict]:
     if not cfg.seed_file:
         raise DataError("method.data.seed_file is required when method.data.source=jsonl")
-    return read_jsonl(resolve_path(cfg.seed_file), FIELDS)[: cfg.seed_pairs]
+    return read_jsonl(resolve_path(cfg.seed_file), FIELDS, "method.data.seed_file")[: cfg.seed_pairs]
 
 
 LOADERS = {"hub": hub_seed, "jsonl": jsonl_seed}
