@@ -516,6 +516,15 @@ class LMEvalConfig:
 
 
 @dataclass
+class GoldLikelihoodConfig:
+    """The judge-free metric (synpo/stages/gold_likelihood.py): mean per-token log-likelihood of held-out seed gold
+    answers, on up to `max_items` validation rows the beta selection does not use; 0 turns it off."""
+
+    max_items: int = 0
+    max_length: int = 1024
+
+
+@dataclass
 class EvaluationConfig:
     """Benchmarks run on a model (evaluation/__init__.py); `suites` picks among alpaca_eval, arena_hard,
     mt_bench, lm_eval."""
@@ -528,6 +537,7 @@ class EvaluationConfig:
     arena_hard: ArenaHardConfig = field(default_factory=ArenaHardConfig)
     mt_bench: MTBenchConfig = field(default_factory=MTBenchConfig)
     lm_eval: LMEvalConfig = field(default_factory=LMEvalConfig)
+    gold_likelihood: GoldLikelihoodConfig = field(default_factory=GoldLikelihoodConfig)
     seed: int = 0
 
 
@@ -571,6 +581,17 @@ class DistributedConfig:
 
 
 @dataclass
+class AuditConfig:
+    """The per-iteration data audit (`synpo/stages/audit.py`): when the run warns, and the gap histogram's bins."""
+
+    # Warn when the kept pairs' chosen answers are on average more than this many times as long as the rejected.
+    max_length_ratio: float = 1.5
+    # Warn when more than this share of answers or rewrites are cut at max_new_tokens.
+    max_truncated: float = 0.2
+    gap_bins: int = 20
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     data: SeedDataConfig = MISSING
@@ -583,6 +604,7 @@ class Config:
     distributed: DistributedConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     # `train` runs the method (then evaluates its models when `evaluation` has suites); `eval` only evaluates
     # `checkpoint` (a folder or hub id).
     mode: str = "train"

@@ -42,13 +42,23 @@ MAIN_COLUMNS = {
     "MT-Bench T2": ("mt_bench", "turn_2"),
     "MT-Bench": ("mt_bench", "average"),
 }
+# The judge-free columns: the gold answers' log-likelihood (synpo/stages/gold_likelihood.py; Δ is paired with M0)
+# and the evaluation answers' length and share cut at the token limit (synpo/stages/evaluate.py).
+JUDGE_FREE = {
+    "gold LL": ("gold_likelihood", "mean"),
+    "±": ("gold_likelihood", "ci95"),
+    "Δ vs M0": ("gold_likelihood", "delta"),
+    "Δ ±": ("gold_likelihood", "delta_ci95"),
+    "answer tokens": ("answers", "mean_tokens"),
+    "cut": ("answers", "cut_share"),
+}
 # Keys of evaluation.open_llm.TASKS (Table 4 of the paper, then the shipped mini tasks).
 OPEN_LLM = ["arc", "hellaswag", "truthfulqa", "mmlu", "winogrande", "gsm8k", "mini_mc", "mini_gen"]
 
 
 def evaluation_columns(model_eval: dict) -> dict:
     """One model's evaluation results as the report's columns (None where not evaluated)."""
-    columns = {col: _metric(model_eval, *spec) for col, spec in MAIN_COLUMNS.items()}
+    columns = {col: _metric(model_eval, *spec) for col, spec in (MAIN_COLUMNS | JUDGE_FREE).items()}
     for task in OPEN_LLM:
         value = _metric(model_eval, "lm_eval", task)
         columns[task] = value.get("score") if isinstance(value, dict) else value
