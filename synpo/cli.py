@@ -222,7 +222,7 @@ def sample_answers(arts: dict, name: str, cfg: DictConfig) -> list[list] | None:
     return [[a["instruction"], m0.get(a["index"], ""), a["output_2"], a["preference"]] for a in read_jsonl(annotations)]
 
 
-def print_evaluation(results: dict, cfg: DictConfig | None = None) -> None:
+def print_evaluation(results: dict, cfg: DictConfig) -> None:
     """The paper's columns for every evaluated model (the same as synpo-report's), then the judge-free ones; the
     judged columns of a local judge are marked, with whom the judge is."""
     from synpo.report import MAIN_COLUMNS, evaluation_columns
@@ -231,8 +231,8 @@ def print_evaluation(results: dict, cfg: DictConfig | None = None) -> None:
     columns = [c for c in next(iter(table.values()), {}) if any(row[c] is not None for row in table.values())]
     if not columns:
         return
-    judge = cfg.evaluation.judge if cfg is not None else None
-    local = judge is not None and judge.backend == "local"
+    judge = cfg.evaluation.judge
+    local = judge.backend == "local"
     names = {c: f"{c}*" if local and c in MAIN_COLUMNS else c for c in columns}
     print("\nEvaluation (the shipped mini suites are not the real benchmarks; unparsable verdicts are not scored):")
     print("model  " + "  ".join(names[c] for c in columns))
