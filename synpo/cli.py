@@ -181,29 +181,93 @@ def model_artifact(cfg: DictConfig, runner, label: str, path: str | None = None)
     return runner.run(label, base_model.run, config={"model": model, "models_dir": cfg.paths.models})
 
 
-def evaluate(cfg: DictConfig, runner, policies: dict) -> dict:
-    """Run the configured evaluation suites on every model (M0, M1, ... or the checkpoint); the local judge
-    defaults to M0 in both modes, so a checkpoint is judged as it would be inside a run."""
+def evaluate(cfg: DictConfig, runner, policies: dict, tracker) -> dict:
+    """Run the configured evaluation suites and the judge-free metric on every model (M0, M1, ... or the checkpoint);
+    the local judge defaults to M0 in both modes, so a checkpoint is judged as it would be inside a run. Each model's
+    results go to W&B against `iteration` (M<t> is iteration t)."""
     from synpo.stages import evaluate as evaluate_stage
+    from synpo.tracking import model_iteration
 
     m0 = policies.get("M0") or model_artifact(cfg, runner, "m0")
+    suites = OmegaConf.to_container(cfg.evaluation, resolve=True)
+    suites.pop("gold_likelihood")  # its own stage: changing it re-runs no suite
     config = {
-        "evaluation": OmegaConf.to_container(cfg.evaluation, resolve=True),
+        "evaluation": suites,
         "generation": OmegaConf.to_container(cfg.generation, resolve=True),
         "dtype": cfg.model.dtype,
     }
-    results = {}
-    for name, art in policies.items():
-        inputs = {"model": art, "m0": m0}
-        results[name] = runner.run(
-            f"eval/{name}", evaluate_stage.run, config={**config, "name": name}, inputs=inputs
-        ).counts
+    likelihood = gold_likelihood(cfg, runner)
+    results, arts = {}, {}
+    for position, (name, art) in enumerate(policies.items()):
+        results[name] = {}
+        if cfg.evaluation.suites:
+            inputs = {"model": art, "m0": m0}
+            arts[name] = runner.run(f"eval/{name}", evaluate_stage.run, config={**config, "name": name}, inputs=inputs)
+            results[name] = dict(arts[name].counts)
+        if likelihood:
+            results[name]["gold_likelihood"] = likelihood(name, art)
+        tracker.evaluation(name, model_iteration(name, position), results[name], sample_answers(arts, name, cfg))
     return results
 
 
-def print_evaluation(results: dict) -> None:
-    """The paper's columns for every evaluated model (the same as synpo-report's)."""
-    from synpo.report import LC_GLM, evaluation_columns, offline_lc_notes
+def gold_likelihood(cfg: DictConfig, runner):
+    """A function (model name, artifact) -> the judge-free metric with its paired difference to M0 (the first model),
+    or None when it is off or no validation item is held out from the beta selection."""
+    from synpo.io import read_jsonl
+    from synpo.methods.recipe import plain
+    from synpo.stage import Artifact
+    from synpo.stages import gold_likelihood as stage
+    from synpo.stages import seed_set
+
+    node = cfg.evaluation.gold_likelihood
+    if not node.max_items:
+        return None
+    seeds = next((Artifact(r.stage, r.key, Path(r.path)) for r in runner.records if r.label == "seed_set"), None)
+    seeds = seeds or runner.run("seed_set", seed_set.run, config={"data": plain(cfg.data)})
+    grid = cfg.method.get("beta_grid")
+    skip = (cfg.method.selection_items or seeds.counts["validation"]) if grid else 0
+    if seeds.counts["validation"] <= skip:
+        log.warning(
+            "no judge-free metric: the seed validation split has %d rows, all used by the beta selection "
+            "(method.selection_items); give it more rows or lower selection_items",
+            seeds.counts["validation"],
+        )
+        return None
+    config = {"skip": skip, "items": node.max_items, "max_length": node.max_length}
+    config.update(dtype=cfg.model.dtype, system_prompt=cfg.model.system_prompt)
+    first: dict = {}
+
+    def measure(name: str, art) -> dict:
+        out = runner.run(f"likelihood/{name}", stage.run, config=config, inputs={"model": art, "seeds": seeds})
+        items = {i["id"]: i["mean_logp"] for i in read_jsonl(out / "items.jsonl")}
+        first.setdefault("items", items)
+        diffs = [v - first["items"][k] for k, v in items.items()]
+        return {**out.counts, "delta": round(sum(diffs) / len(diffs), 4), "delta_ci95": round(stage.interval(diffs), 4)}
+
+    return measure
+
+
+def sample_answers(arts: dict, name: str, cfg: DictConfig) -> list[list] | None:
+    """AlpacaEval's first items: instruction, M0's answer, this model's answer and the judge's preference
+    (1 = the suite's baseline answer wins, 2 = this model's)."""
+    from synpo.io import read_jsonl
+
+    if "alpaca_eval" not in cfg.evaluation.suites or name not in arts:
+        return None
+    suite = cfg.evaluation.alpaca_eval.name
+    annotations = arts[name].path / name / suite / "annotations.jsonl"
+    first = next(iter(arts))
+    m0_outputs = arts[first].path / first / suite / "model_outputs.jsonl"
+    if not annotations.is_file() or not m0_outputs.is_file():
+        return None
+    m0 = {r["index"]: r["output"] for r in read_jsonl(m0_outputs)}
+    return [[a["instruction"], m0.get(a["index"], ""), a["output_2"], a["preference"]] for a in read_jsonl(annotations)]
+
+
+def print_evaluation(results: dict, cfg: DictConfig) -> None:
+    """The paper's columns for every evaluated model (the same as synpo-report's), then the judge-free ones; the
+    judged columns of a local judge are marked, with whom the judge is."""
+    from synpo.report import LC_GLM, MAIN_COLUMNS, evaluation_columns, offline_lc_notes
 
     table = {name: evaluation_columns(r) for name, r in results.items()}
     columns = [
@@ -211,13 +275,27 @@ def print_evaluation(results: dict) -> None:
     ]
     if not columns:
         return
+    judge = cfg.evaluation.judge
+    local = judge.backend == "local"
+    names = {c: f"{c}*" if local and c in MAIN_COLUMNS else c for c in columns}
     print("\nEvaluation (the shipped mini suites are not the real benchmarks; unparsable verdicts are not scored):")
-    print("model  " + "  ".join(columns))
+    print("model  " + "  ".join(names[c] for c in columns))
     for name, row in table.items():
         cells = [f"{row[c]:.3g}" if isinstance(row[c], int | float) else "-" for c in columns]
-        print(f"{name:<5}  " + "  ".join(f"{v:>{len(c)}}" for v, c in zip(cells, columns, strict=True)))
+        print(f"{name:<5}  " + "  ".join(f"{v:>{len(names[c])}}" for v, c in zip(cells, columns, strict=True)))
     for note in offline_lc_notes(list(table.values())):
         print(note)
+    if local and any(c in MAIN_COLUMNS for c in columns):
+        who = f"the local model {judge.model}" if judge.model else f"M0 itself ({cfg.model.name})"
+        print(
+            f"* judged by {who}: a small local judge barely tells answers apart, so these columns can stay put while "
+            "the model changes; read the judge-free columns."
+        )
+    if "gold LL" in columns:
+        print(
+            "gold LL: mean per-token log-likelihood of held-out seed gold answers (± its 95% interval; Δ vs M0 paired "
+            "on the same items); answer tokens / cut: AlpacaEval answers' mean length and share cut at the token limit."
+        )
 
 
 def run(cfg: DictConfig) -> dict:
@@ -250,11 +328,12 @@ def run(cfg: DictConfig) -> dict:
         policies = {"checkpoint": model_artifact(cfg, runner, "checkpoint", cfg.checkpoint)}
     else:
         policies = METHODS[cfg.method.name](cfg, runner)
-    results = evaluate(cfg, runner, policies) if cfg.evaluation.suites else {}
+    judged = cfg.evaluation.suites or cfg.evaluation.gold_likelihood.max_items
+    results = evaluate(cfg, runner, policies, tracker) if judged else {}
     link_models(policies, runner.records, run_dir)
     summary = summarise(runner.records, policies, run_dir)
     summary["evaluation"] = results
-    print_evaluation(results)
+    print_evaluation(results, cfg)
     write_json(run_dir / "summary.json", summary)
     tracker.finish({"seconds_computed": summary["seconds_computed"]})
     return summary

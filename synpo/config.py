@@ -721,6 +721,15 @@ class LMEvalConfig:
 
 
 @dataclass
+class GoldLikelihoodConfig:
+    """The judge-free metric (synpo/stages/gold_likelihood.py): mean per-token log-likelihood of held-out seed gold
+    answers, on up to `max_items` validation rows the beta selection does not use; 0 turns it off."""
+
+    max_items: int = rng(0, ge=0)
+    max_length: int = rng(1024, ge=1)
+
+
+@dataclass
 class EvaluationConfig:
     """Benchmarks run on a model (evaluation/__init__.py); `suites` picks among alpaca_eval, arena_hard,
     mt_bench, lm_eval."""
@@ -733,6 +742,7 @@ class EvaluationConfig:
     arena_hard: ArenaHardConfig = field(default_factory=ArenaHardConfig)
     mt_bench: MTBenchConfig = field(default_factory=MTBenchConfig)
     lm_eval: LMEvalConfig = field(default_factory=LMEvalConfig)
+    gold_likelihood: GoldLikelihoodConfig = field(default_factory=GoldLikelihoodConfig)
     seed: int = seed_field(0)
 
 
@@ -776,6 +786,17 @@ class DistributedConfig:
 
 
 @dataclass
+class AuditConfig:
+    """The per-iteration data audit (`synpo/stages/audit.py`): when the run warns, and the gap histogram's bins."""
+
+    # Warn when the kept pairs' chosen answers are on average more than this many times as long as the rejected.
+    max_length_ratio: float = rng(1.5, gt=0)
+    # Warn when more than this share of answers or rewrites are cut at max_new_tokens.
+    max_truncated: float = rng(0.2, ge=0, le=1)
+    gap_bins: int = rng(20, ge=1)
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     data: SeedDataConfig = MISSING
@@ -788,6 +809,7 @@ class Config:
     distributed: DistributedConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     # `train` runs the method (then evaluates its models when `evaluation` has suites); `eval` only evaluates
     # `checkpoint` (a folder or hub id).
     mode: str = choice("train", "train", "eval")

@@ -75,11 +75,21 @@ LM_EVAL_SUITES = ("lm_eval", "open_llm")
 MINI_TASKS = {"mini_mc": "mini_mc", "mini_gen": "mini_gen"}
 # Every lm-eval task a model may have been evaluated on: the paper's, then the shipped mini tasks.
 OPEN_LLM = [*TABLE4_TASKS.values(), *TABLE5_TASKS.values(), *MINI_TASKS.values()]
+# The judge-free columns: the gold answers' log-likelihood (synpo/stages/gold_likelihood.py; Δ is paired with M0)
+# and the evaluation answers' length and share cut at the token limit (synpo/stages/evaluate.py).
+JUDGE_FREE = {
+    "gold LL": ("gold_likelihood", "mean"),
+    "±": ("gold_likelihood", "ci95"),
+    "Δ vs M0": ("gold_likelihood", "delta"),
+    "Δ ±": ("gold_likelihood", "delta_ci95"),
+    "answer tokens": ("answers", "mean_tokens"),
+    "cut": ("answers", "cut_share"),
+}
 
 
 def evaluation_columns(model_eval: dict) -> dict:
     """One model's evaluation results as the report's columns (None where not evaluated)."""
-    columns = {col: _metric(model_eval, *spec) for col, spec in MAIN_COLUMNS.items()}
+    columns = {col: _metric(model_eval, *spec) for col, spec in (MAIN_COLUMNS | JUDGE_FREE).items()}
     for task in OPEN_LLM:
         value = _metric(model_eval, LM_EVAL_SUITES, task)
         columns[task] = value.get("score") if isinstance(value, dict) else value

@@ -32,6 +32,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +42,8 @@ from synpo.io import read_json, resolve_path, write_json
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+# The label of the stage being computed ("iter2/policy"), for code that names its logs after it (trainer curves).
+running_label: ContextVar[str | None] = ContextVar("running_label", default=None)
 
 
 @dataclass(frozen=True)
@@ -268,7 +271,11 @@ class Runner:
             reused = entry.is_dir() and self._usable(entry)
             if not reused:
                 log.info("[%s] running stage %s (key %s)", label, stage, key)
-                self._compute(stage, key, fn, config, inputs, entry)
+                token = running_label.set(label)
+                try:
+                    self._compute(stage, key, fn, config, inputs, entry)
+                finally:
+                    running_label.reset(token)
         art = Artifact(stage, key, entry)
         _link_tree(entry, Path(self.run_dir) / "stages" / label)
         seconds = art.manifest["seconds"] if reused else time.perf_counter() - start

@@ -18,13 +18,14 @@ from collections import Counter
 from pathlib import Path
 
 from datasets import Dataset
-from transformers import ProgressCallback, TrainingArguments
+from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
 from synpo import distributed
 from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig, TrainerConfig
 from synpo.console import FILE_ONLY
 from synpo.errors import DataError
 from synpo.models import load_causal_lm, load_tokenizer
+from synpo.stage import running_label
 from synpo.templates import cut_prompt
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,29 @@ CHECKPOINTING = (
 )
 
 
-def _report_to() -> str:
-    """Trainers log to the W&B run the entrypoint opened, if any."""
+class Curves(TrainerCallback):
+    """A trainer's curves in the W&B run the entrypoint opened, under `train/<stage label>/` against their own step
+    metric, so no two trainers share a chart. transformers' own WandbCallback is not used: it puts every trainer into
+    `train/*` on one shared step and writes each trainer's arguments over the run's config (the resolved Hydra one).
+    """
+
+    def __init__(self, run, prefix: str):
+        self.run, self.prefix, self.step = run, prefix, f"{prefix}/step"
+        run.define_metric(self.step, hidden=True)
+        run.define_metric(f"{prefix}/*", step_metric=self.step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        numbers = {k: v for k, v in (logs or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        if state.is_world_process_zero and numbers:
+            self.run.log({**{f"{self.prefix}/{k}": v for k, v in numbers.items()}, self.step: state.global_step})
+
+
+def _callbacks() -> list[TrainerCallback]:
+    """Curves for the open W&B run, if any, named after the stage that trains (`synpo.stage.running_label`)."""
     wandb = sys.modules.get("wandb")
-    return "wandb" if wandb is not None and wandb.run is not None else "none"
+    if wandb is None or wandb.run is None:
+        return []
+    return [Curves(wandb.run, f"train/{running_label.get() or 'trainer'}")]
 
 
 def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
@@ -66,7 +86,7 @@ def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
         save_total_limit=1,
-        report_to=_report_to(),
+        report_to="none",
         seed=seed,
         data_seed=seed,
         disable_tqdm=False,
@@ -86,9 +106,16 @@ def _train_and_save(trainer, out: Path, tokenizer) -> dict:
         tokenizer.save_pretrained(str(out / "model"))
         shutil.rmtree(checkpoints, ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
+    last = history[-1] if history else {}
+    preference = {  # SimPO's and DPO's reward accuracy and margin at the last logged step
+        name: round(float(last[key]), 4)
+        for name, key in (("reward_accuracy", "rewards/accuracies"), ("reward_margin", "rewards/margins"))
+        if key in last
+    }
     return {
         "train_loss": round(float(result.training_loss), 4),
-        "final_loss": round(float(history[-1]["loss"]), 4) if history else None,
+        "final_loss": round(float(last["loss"]), 4) if last else None,
+        **preference,
         "steps": int(result.global_step),
         "processes": int(trainer.args.world_size),
         "train_seconds": round(float(result.metrics["train_runtime"]), 2),
@@ -150,6 +177,7 @@ def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtyp
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
+        callbacks=_callbacks(),
         **extra,
     )
     trainer.remove_callback(ProgressCallback)

@@ -16,8 +16,9 @@ SHARED_MODELS = Path(os.environ.get("SYNPO_TEST_MODELS", Path.home() / ".cache" 
 
 def run_synpo(*args: str, cwd: Path, home: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "SYNPO_HOME": str(home), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    flags = [a for a in args if a in ("-m", "--multirun")]  # before paths.models: Hydra takes it as an override
     return subprocess.run(
-        [str(SYNPO), f"paths.models={SHARED_MODELS}", *args],
+        [str(SYNPO), *flags, f"paths.models={SHARED_MODELS}", *(a for a in args if a not in flags)],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -39,6 +39,7 @@ STAGES = [
     "iter1/rewrites",
     "iter1/pair_gaps",
     "iter1/pairs",
+    "iter1/audit",
     "iter1/policy",
 ]
 

@@ -151,7 +151,9 @@ def test_table6_lays_out_iteration_1_by_method_and_prompt_source(tmp_path, capsy
 def test_the_run_summary_prints_the_offline_lc_note_beside_an_offline_lc(capsys):
     from synpo.cli import print_evaluation
 
-    print_evaluation({"M0": evaluated(10.0, 8.0, 5.0), "M1": evaluated(12.0, 9.0, 6.0)})
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["evaluation=demo"])
+    print_evaluation({"M0": evaluated(10.0, 8.0, 5.0), "M1": evaluated(12.0, 9.0, 6.0)}, cfg)
     printed = capsys.readouterr().out
     assert "AE2 LC" in printed and "lc_glm" not in printed
     assert "not the leaderboard's LC" in printed and "claude-2.1 32.41 (published 25.25)" in printed

@@ -12,6 +12,8 @@ paper leaves open, and how they are made here:
 
 from __future__ import annotations
 
+import logging
+
 from omegaconf import DictConfig
 
 from synpo.methods.prompt_sources import prompt_source
@@ -19,6 +21,7 @@ from synpo.methods.recipe import Recipe, plain, seeds_and_m0
 from synpo.stage import Artifact, Runner
 from synpo.stages import (
     answer,
+    audit,
     build_pairs,
     response_improver,
     reward_gap,
@@ -26,6 +29,8 @@ from synpo.stages import (
     select_policy,
     simpo,
 )
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
@@ -115,6 +120,19 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
             },
             inputs=pairs_inputs,
         )
+        checked = runner.run(
+            f"{it}/audit",
+            audit.run,
+            config={
+                "max_new_tokens": {k: m.max_new_tokens[k] for k in ("answer", "rewrite")},
+                "threshold": cfg.reward.threshold,
+                "ngram": m.repetition_ngram,
+                "bins": cfg.audit.gap_bins,
+            },
+            inputs={"pairs": preference_set, "rewrites": chosen, "rejected": y0, "m0": m0},
+        )
+        for warning in audit.warnings(checked.counts, t, cfg.audit.max_length_ratio, cfg.audit.max_truncated):
+            log.warning("%s", warning)
         # 5. M(t) = SimPO from M0 on D (with the best beta of the grid when one is given).
         if m.beta_grid:
             policy = best_of_grid(it, preference_set)

@@ -49,11 +49,16 @@ def run(
 
 def accumulate(out: Path, kept: list[dict], dropped: list[dict], config: dict, previous: Path | None) -> dict:
     """Sample `per_iteration` of the kept pairs (seeded) and add them to the previous iterations' set D; every
-    list is written (`kept`, `dropped`, `pairs` added, `preference_set` = D)."""
+    list is written (`kept`, `dropped`, `pairs` added, `preference_set` = D). Also returns the mean gap of the kept."""
     added = random.Random(config["seed"]).sample(kept, min(config["per_iteration"], len(kept)))
     history = read_jsonl(previous / "preference_set.jsonl") if previous else []
     write_jsonl(out / "kept.jsonl", kept)
     write_jsonl(out / "dropped.jsonl", dropped)
     write_jsonl(out / "pairs.jsonl", added)
     write_jsonl(out / "preference_set.jsonl", history + added)
-    return {"added": len(added), "preference_set": len(history) + len(added)}
+    gaps = [p["gap"] for p in kept]
+    return {
+        "added": len(added),
+        "preference_set": len(history) + len(added),
+        "mean_gap_kept": round(sum(gaps) / len(gaps), 4) if gaps else None,
+    }
