@@ -19,7 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from synpo import distributed
+from synpo import adapters, distributed
 from synpo.config import register_configs
 from synpo.errors import ConfigError, SynpoError
 
@@ -46,6 +46,7 @@ def validate(cfg: DictConfig) -> None:
         if value not in valid:
             raise ConfigError(f"{key}={value!r} is not available; choose one of {sorted(valid)}")
     torch_dtype(cfg.model.dtype)
+    adapters.check(cfg.peft)
     if cfg.mode not in ("train", "eval"):
         raise ConfigError(f"mode={cfg.mode!r}: expected train or eval")
     if cfg.mode == "eval":

@@ -163,6 +163,32 @@ class SFTConfig(TrainerConfig):
     """Supervised fine-tuning of the self-prompt generator and of the response improver."""
 
 
+PEFT_TRAINERS = ("sft", "simpo", "dpo")
+
+
+@dataclass
+class PeftConfig:
+    """Adapters instead of full fine-tuning, for every trainer (`synpo/adapters.py`): LoRA on the model's weights, or
+    QLoRA, LoRA on weights loaded in 4 bits (NF4) through bitsandbytes. `adapter=none` trains every weight."""
+
+    name: str = "none"
+    # `none` (full fine-tuning) or `lora`.
+    adapter: str = "none"
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.05
+    # peft's `target_modules`: "all-linear" (every linear layer but the output head) or a list of module names.
+    target_modules: Any = "all-linear"
+    # QLoRA: the frozen base weights in 4 bits (needs CUDA and `pip install 'synpo[qlora]'`).
+    load_in_4bit: bool = False
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    compute_dtype: str = "bfloat16"
+    # Trainer settings this option replaces, per trainer (sft, simpo, dpo), e.g. LoRA's learning rates:
+    # {simpo: {learning_rate: 3.0e-6}}. The replaced values are the ones in the stages' cache keys.
+    trainers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 @dataclass
 class GenerationConfig:
     """Sampling backend shared by every stage that generates."""
@@ -581,6 +607,7 @@ class Config:
     method: Any = MISSING
     logger: LoggerConfig = MISSING
     distributed: DistributedConfig = MISSING
+    peft: PeftConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     # `train` runs the method (then evaluates its models when `evaluation` has suites); `eval` only evaluates

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from synpo.config import SEED_ONLY_VARIANTS
 from synpo.errors import ConfigError
 from synpo.methods.baselines import train_simpo
-from synpo.methods.recipe import Recipe, plain, seeds_and_m0
+from synpo.methods.recipe import Recipe, seeds_and_m0
 from synpo.stage import Artifact, Runner
 from synpo.stages import answer, gold_pairs, seed_sft
 
@@ -46,7 +46,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         sft_model = runner.run(
             "seed_sft",
             seed_sft.run,
-            config={"sft": plain(m.sft), "items": m.seed_items, "eft_items": 0, "seed": seed, **r.common},
+            config={**r.training("sft", m.sft), "items": m.seed_items, "eft_items": 0, "seed": seed, **r.common},
             inputs={"seed": seeds, "model": m0},
         )
         if "sft" in variants:
