@@ -59,6 +59,14 @@ def check(cfg) -> None:
             raise ConfigError(f"peft={cfg.name} (peft.load_in_4bit=true) needs bitsandbytes: {QLORA_INSTALL}")
 
 
+def with_overrides(cfg, trainer: dict) -> dict:
+    """A trainer's settings with the option's `peft.trainers` overrides for it: `sft` for an SFT trainer (no `loss`),
+    else its loss (`simpo`, `dpo`). Full fine-tuning keeps them as they are."""
+    if not enabled(cfg):
+        return dict(trainer)
+    return {**trainer, **cfg.trainers.get(trainer.get("loss", "sft"), {})}
+
+
 def settings(cfg) -> dict | None:
     """What a training stage's config (so its cache key) holds: the adapter's settings, None for full fine-tuning.
     The option's name and its trainer overrides are left out (the overrides are in the trainer's own settings)."""

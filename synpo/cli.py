@@ -57,8 +57,9 @@ def validate(cfg: DictConfig) -> None:
         check_loadable(cfg.checkpoint, "checkpoint")
     launch = _distributed(cfg)
     for key, node in _trainer_nodes(cfg):
+        node = adapters.with_overrides(cfg.peft, node)  # the batch the trainer runs with
         try:
-            distributed.check_batch(key, node.batch_size, node.per_device_batch_size, launch)
+            distributed.check_batch(key, node["batch_size"], node["per_device_batch_size"], launch)
         except ValueError as e:
             raise ConfigError(str(e)) from None
     m0 = resolve_model(cfg.model, cfg.paths.models)  # converts the embedded GGUF once

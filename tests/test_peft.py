@@ -173,3 +173,30 @@ def test_lora_settings_and_per_trainer_overrides_reach_the_stage_configs():
     )
     full = Recipe(composed()).training("optimizer", cfg.optimizer)
     assert full["peft"] is None and full["optimizer"]["learning_rate"] == cfg.optimizer.learning_rate
+
+
+@pytest.mark.parametrize(
+    "experiment, base, option, simpo_lr, per_device, four_bit",
+    [
+        ("paper_mistral_lora", "paper_mistral", "lora_mistral", 3e-6, 2, False),
+        ("paper_llama3_qlora", "paper_llama3", "qlora_llama3", 6e-6, 1, True),
+    ],
+)
+def test_one_gpu_experiments_are_the_paper_ones_with_a_peft_option(
+    experiment, base, option, simpo_lr, per_device, four_bit
+):
+    from omegaconf import OmegaConf
+    from test_config import composed
+
+    from synpo.methods.recipe import Recipe
+
+    cfg, paper = composed(f"experiment={experiment}"), composed(f"experiment={base}")
+    assert cfg.peft.name == option and cfg.peft.load_in_4bit == four_bit
+    assert OmegaConf.masked_copy(cfg, ["model", "method", "optimizer", "reward"]) == OmegaConf.masked_copy(
+        paper, ["model", "method", "optimizer", "reward"]
+    )
+    r = Recipe(cfg)
+    policy, generator = r.training("optimizer", cfg.optimizer), r.training("sft", cfg.method.generator_sft)
+    assert policy["optimizer"]["learning_rate"] == simpo_lr and generator["sft"]["learning_rate"] == 2e-4
+    assert policy["optimizer"]["batch_size"] == 128 and policy["optimizer"]["per_device_batch_size"] == per_device
+    assert policy["peft"]["r"] == 16 and policy["optimizer"]["gradient_checkpointing"]

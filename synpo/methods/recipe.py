@@ -41,9 +41,7 @@ class Recipe:
         full fine-tuning) under `peft`: both are in the stage's cache key."""
         values = plain(settings) if isinstance(settings, DictConfig) else dict(settings)
         peft = self.cfg.peft
-        if adapters.enabled(peft):
-            values.update(plain(peft.trainers).get("sft" if key == "sft" else values["loss"], {}))
-        return {key: values, "peft": adapters.settings(peft)}
+        return {key: adapters.with_overrides(peft, values), "peft": adapters.settings(peft)}
 
     def generating(self, kind: str, seed: int) -> dict:
         return {"generation": plain(self.cfg.generation), "sampling": self.sampling(kind, seed), **self.common}
