@@ -571,6 +571,27 @@ class DeepSpeedConfig:
 
 
 @dataclass
+class FSDPConfig:
+    """accelerate's `fsdp_config` block (used when `distributed.backend=fsdp`), in accelerate's own keys."""
+
+    fsdp_version: int = 1
+    fsdp_sharding_strategy: str = "FULL_SHARD"
+    # Each decoder layer its own FSDP unit: the classes named in the model's `_no_split_modules` (e.g.
+    # MistralDecoderLayer), or those of `fsdp_transformer_layer_cls_to_wrap` (comma-separated) when set.
+    fsdp_auto_wrap_policy: str = "TRANSFORMER_BASED_WRAP"
+    fsdp_transformer_layer_cls_to_wrap: str | None = None
+    # The full (unsharded) state dict is gathered on the main process when the model is saved.
+    fsdp_state_dict_type: str = "FULL_STATE_DICT"
+    fsdp_backward_prefetch: str = "BACKWARD_PRE"
+    fsdp_forward_prefetch: bool = True
+    fsdp_offload_params: bool = False
+    fsdp_cpu_ram_efficient_loading: bool = True
+    fsdp_sync_module_states: bool = True
+    # Needed by peft adapters (frozen and trainable parameters in one FSDP unit).
+    fsdp_use_orig_params: bool = True
+
+
+@dataclass
 class DistributedConfig:
     """How training stages run (`synpo/distributed.py`): in this process, or under `accelerate launch`."""
 
@@ -578,7 +599,7 @@ class DistributedConfig:
     # `inprocess`: train in the synpo process on one device. `accelerate`: each training stage runs
     # `python -m synpo.train_worker` under `accelerate launch` (DDP or DeepSpeed), then this process goes on.
     launcher: str = "inprocess"
-    # `ddp` (torch DistributedDataParallel) or `deepspeed`; with `launcher=accelerate` only.
+    # `ddp` (torch DistributedDataParallel), `deepspeed` or `fsdp`; with `launcher=accelerate` only.
     backend: str = "ddp"
     # `cuda`, or `cpu` (gloo; what the tests use). The world size is processes_per_machine * num_machines.
     device: str = "cuda"
@@ -594,6 +615,7 @@ class DistributedConfig:
     # Command words put before the per-machine launch, e.g. [srun, --nodes=2, --ntasks-per-node=1] on Slurm.
     launch_prefix: list[str] = field(default_factory=list)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
 
 
 @dataclass

@@ -114,6 +114,7 @@ def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtyp
         processing_class=tokenizer,
         **extra,
     )
+    distributed.check_distributed_type(trainer.accelerator.distributed_type)
     return trainer, _train_and_save(trainer, out, tokenizer, model_path, dtype, peft)
 
 
