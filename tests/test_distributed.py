@@ -230,3 +230,25 @@ def test_vllm_tensor_parallel_reaches_the_engine_of_every_data_parallel_shard():
     assert isinstance(sharded, ShardedGenerator) and sharded.shards == 2
     shard_kwargs = vllm_engine_kwargs("m", GenerationConfig(**sharded.cfg), "bfloat16")
     assert shard_kwargs["tensor_parallel_size"] == 4 and sharded.cfg["data_parallel_size"] == 1
+
+
+def test_torchs_fully_shard_on_two_gloo_processes_trains_like_one_process():
+    """FSDP2 itself on CPU (what `distributed=fsdp` cannot show here: accelerate keeps FSDP off on CPU): two processes
+    holding half of every weight take the same steps as one process holding all of it."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from fsdp_worker import losses, tiny_llama
+
+    worker = Path(__file__).with_name("fsdp_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(distributed.free_port()), str(worker)]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sharded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sharded["parameter_type"] == "DTensor"
+    assert sharded["losses"] == pytest.approx(losses(tiny_llama()), abs=1e-5)
