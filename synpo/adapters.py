@@ -131,6 +131,7 @@ def merge(base: str, adapter: Path, out: Path, dtype: str) -> None:
 
 
 def trainable_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    params = list(model.parameters())
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+    """(trainable, total) parameter counts; ZeRO-3's partitioned parameters by their full size (`ds_numel`). Under
+    QLoRA a 4-bit weight counts as stored (two values per element)."""
+    sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in model.parameters()]
+    return sum(n for n, trainable in sizes if trainable), sum(n for n, _ in sizes)

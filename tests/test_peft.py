@@ -119,7 +119,7 @@ def test_lora_dpo_references_the_start_model_with_the_adapter_disabled(start_mod
     start = load_causal_lm(str(start_model))
     with torch.no_grad():
         expected = token_logps(start(input_ids=ids, attention_mask=mask).logits, ids)
-        with trainer._captured_logps(trainer.model) as (captured):
+        with trainer._captured_logps(trainer.model) as captured:
             DPOTrainer._compute_loss(trainer, trainer.model, batch, False)
         reference = trainer._reference_logits(trainer.model, input_ids=ids, attention_mask=mask)
     policy_logps, ref_logps = captured

@@ -58,3 +58,37 @@ def test_a_lora_iteration_generates_with_its_merged_models_and_never_shares_entr
         assert full[label]["counts"]["adapter"] == "none"
     assert all(full[s]["reused"] for s in ("seed_set", "m0", "iter1/seed_answers", "iter1/seed_gaps"))
     assert not full["iter1/rewrites"]["reused"]  # written by the full improver, not the LoRA one
+
+
+def test_a_lora_spa_iteration_trains_pi1_on_pi0s_merged_weights(tiny_model, tmp_path):
+    """SPA's DPO under LoRA: the seed DPO and iteration 1's noise-aware DPO train adapters; pi1 starts from (and is
+    referenced to) pi0's merged model, which also answered and labelled iteration 1's prompts."""
+    run_dir, stages = run(
+        tmp_path,
+        "experiment=cpu_demo_spa",
+        "model.source=hub",
+        f"model.path={tiny_model}",
+        "model.name=tiny",
+        "logger=none",
+        "evaluation=none",
+        "peft=lora",
+        "method.iterations=1",
+        "method.prompts_per_iteration=[4]",
+        "method.max_new_tokens=8",
+        "method.data.seed_pairs=4",
+        "method.seed_dpo.batch_size=4",
+        "method.seed_dpo.max_length=128",
+        "method.dpo.batch_size=2",
+        "method.dpo.per_device_batch_size=2",
+        "method.dpo.max_length=128",
+        "method.refinement.percentile=100",
+    )
+    for label in ("seed_dpo", "iter1/policy"):
+        assert stages[label]["counts"]["adapter"] == "lora"
+        assert (run_dir / "stages" / label / "adapter" / "adapter_config.json").is_file()
+    policy = manifest(run_dir, "iter1/policy")
+    assert policy["inputs"]["model"]["key"] == stages["seed_dpo"]["key"]
+    assert policy["counts"]["pairs_seen"] > 0
+    assert manifest(run_dir, "iter1/answers")["inputs"]["model"]["key"] == stages["seed_dpo"]["key"]
+    label_reward = manifest(run_dir, "iter1/label_gaps")["config"]["reward"]
+    assert label_reward["model"].endswith(f"spa_dpo/{stages['seed_dpo']['key']}/model")  # merged
