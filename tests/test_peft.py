@@ -200,3 +200,16 @@ def test_one_gpu_experiments_are_the_paper_ones_with_a_peft_option(
     assert policy["optimizer"]["learning_rate"] == simpo_lr and generator["sft"]["learning_rate"] == 2e-4
     assert policy["optimizer"]["batch_size"] == 128 and policy["optimizer"]["per_device_batch_size"] == per_device
     assert policy["peft"]["r"] == 16 and policy["optimizer"]["gradient_checkpointing"]
+
+
+def test_the_one_gpu_spa_experiment_trains_its_dpo_at_the_handbooks_qlora_rate():
+    from test_config import composed
+
+    from synpo.methods.recipe import Recipe
+
+    cfg = composed("experiment=paper_spa_mistral_lora")
+    r = Recipe(cfg)
+    for node in (cfg.method.seed_dpo, cfg.method.dpo):
+        dpo_cfg = r.training("optimizer", node)["optimizer"]
+        assert (dpo_cfg["learning_rate"], dpo_cfg["beta"], dpo_cfg["batch_size"]) == (5e-6, 0.1, 32)
+    assert cfg.method.refinement == composed("experiment=paper_spa_mistral").method.refinement
