@@ -6,7 +6,8 @@ weights). The stage saves the adapter (`<out>/adapter`: adapter_config.json, ada
 with the adapter merged into it (`<out>/model`), the full model every later stage loads: the generation backends, the
 scorers, and the next trainer, so that an adapter always sits on the model it was trained from (for SPA, pi(i-1)'s
 merged weights: the reference is then pi(i-1) itself, as in full fine-tuning). Under QLoRA the base is loaded in 4
-bits for training; the merge is into the base at `model.dtype`, as alignment-handbook and peft recommend.
+bits for training; the adapter is merged into the base at `model.dtype` (16-bit), the usual way to merge a QLoRA
+adapter.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def check(cfg) -> None:
     if cfg.adapter not in ADAPTERS:
         raise ConfigError(f"peft.adapter={cfg.adapter!r}: choose one of {list(ADAPTERS)}")
     if not enabled(cfg):
+        if cfg.load_in_4bit:
+            raise ConfigError("peft.load_in_4bit=true quantises the base under an adapter: set peft.adapter=lora")
         return
     if cfg.r < 1 or cfg.alpha <= 0 or not 0 <= cfg.dropout < 1:
         raise ConfigError(
