@@ -213,3 +213,20 @@ def test_the_one_gpu_spa_experiment_trains_its_dpo_at_the_handbooks_qlora_rate()
         dpo_cfg = r.training("optimizer", node)["optimizer"]
         assert (dpo_cfg["learning_rate"], dpo_cfg["beta"], dpo_cfg["batch_size"]) == (5e-6, 0.1, 32)
     assert cfg.method.refinement == composed("experiment=paper_spa_mistral").method.refinement
+
+
+@pytest.mark.parametrize(
+    "peft, message",
+    [
+        (PeftConfig(adapter="dora"), "peft.adapter='dora'"),
+        (PeftConfig(adapter="lora", r=0), "peft.r=0"),
+        (PeftConfig(adapter="lora", trainers={"ppo": {}}), "peft.trainers.ppo"),
+        (PeftConfig(adapter="lora", trainers={"simpo": {"lr": 1e-5}}), "peft.trainers.simpo.lr"),
+        (PeftConfig(load_in_4bit=True), "peft.adapter=lora"),
+    ],
+)
+def test_bad_peft_settings_fail_at_start_up_naming_the_key(peft, message):
+    from synpo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        adapters.check(peft)
