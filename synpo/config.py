@@ -27,6 +27,7 @@ class Valid:
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
+    lt: float | None = None
     choices: tuple = ()
 
     def accepts(self, value) -> bool:
@@ -40,13 +41,14 @@ class Valid:
             (self.ge is not None and value < self.ge)
             or (self.gt is not None and value <= self.gt)
             or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
         )
 
     def __str__(self) -> str:
         if self.choices:
             return f"choose one of {list(self.choices)}"
         lo = f"[{self.ge}" if self.ge is not None else f"({self.gt}" if self.gt is not None else "(-inf"
-        hi = f"{self.le}]" if self.le is not None else "inf)"
+        hi = f"{self.le}]" if self.le is not None else f"{self.lt})" if self.lt is not None else "inf)"
         return f"expected a finite number in {lo}, {hi}"
 
 
@@ -57,9 +59,9 @@ def _valid(default, valid: Valid) -> Any:
     return field(default=default, metadata=meta)
 
 
-def rng(default, *, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:
-    """A numeric field (or list of numbers) within `ge` / `gt` .. `le`; no bound = any finite number."""
-    return _valid(default, Valid(ge=ge, gt=gt, le=le))
+def rng(default, *, ge: float | None = None, gt: float | None = None, le: float | None = None, lt=None) -> Any:
+    """A numeric field (or list of numbers) within `ge` / `gt` .. `le` / `lt`; no bound = any finite number."""
+    return _valid(default, Valid(ge=ge, gt=gt, le=le, lt=lt))
 
 
 def choice(default, *choices) -> Any:
@@ -319,6 +321,34 @@ class OptimizerConfig(TrainerConfig):
 @dataclass
 class SFTConfig(TrainerConfig):
     """Supervised fine-tuning of the self-prompt generator and of the response improver."""
+
+
+PEFT_TRAINERS = ("sft", "simpo", "dpo")
+ADAPTERS = ("none", "lora")
+QUANT_TYPES = ("nf4", "fp4")
+
+
+@dataclass
+class PeftConfig:
+    """Adapters instead of full fine-tuning, for every trainer (`synpo/adapters.py`): LoRA on the model's weights, or
+    QLoRA, LoRA on weights loaded in 4 bits (NF4) through bitsandbytes. `adapter=none` trains every weight."""
+
+    name: str = "none"
+    # `none` (full fine-tuning) or `lora`.
+    adapter: str = choice("none", *ADAPTERS)
+    r: int = rng(16, ge=1)
+    alpha: int = rng(16, gt=0)
+    dropout: float = rng(0.05, ge=0, lt=1)
+    # peft's `target_modules`: "all-linear" (every linear layer but the output head) or a list of module names.
+    target_modules: Any = "all-linear"
+    # QLoRA: the frozen base weights in 4 bits (needs CUDA and `pip install 'synpo[qlora]'`).
+    load_in_4bit: bool = False
+    quant_type: str = choice("nf4", *QUANT_TYPES)
+    double_quant: bool = True
+    compute_dtype: str = choice("bfloat16", *DTYPES)
+    # Trainer settings this option replaces, per trainer (sft, simpo, dpo), e.g. LoRA's learning rates:
+    # {simpo: {learning_rate: 3.0e-6}}. The replaced values are the ones in the stages' cache keys.
+    trainers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -760,6 +790,31 @@ class DeepSpeedConfig:
 
 
 @dataclass
+class FSDPConfig:
+    """accelerate's `fsdp_config` block (used when `distributed.backend=fsdp`), in accelerate's own keys."""
+
+    fsdp_version: int = rng(1, ge=1, le=2)
+    fsdp_sharding_strategy: str = choice(
+        "FULL_SHARD", "FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "HYBRID_SHARD_ZERO2"
+    )
+    # Each decoder layer its own FSDP unit: the classes named in the model's `_no_split_modules` (e.g.
+    # MistralDecoderLayer), or those of `fsdp_transformer_layer_cls_to_wrap` (comma-separated) when set.
+    fsdp_auto_wrap_policy: str = choice(
+        "TRANSFORMER_BASED_WRAP", "TRANSFORMER_BASED_WRAP", "SIZE_BASED_WRAP", "NO_WRAP"
+    )
+    fsdp_transformer_layer_cls_to_wrap: str | None = None
+    # The full (unsharded) state dict is gathered on the main process when the model is saved.
+    fsdp_state_dict_type: str = choice("FULL_STATE_DICT", "FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT")
+    fsdp_backward_prefetch: str = choice("BACKWARD_PRE", "BACKWARD_PRE", "BACKWARD_POST", "NO_PREFETCH")
+    fsdp_forward_prefetch: bool = True
+    fsdp_offload_params: bool = False
+    fsdp_cpu_ram_efficient_loading: bool = True
+    fsdp_sync_module_states: bool = True
+    # Needed by peft adapters (frozen and trainable parameters in one FSDP unit).
+    fsdp_use_orig_params: bool = True
+
+
+@dataclass
 class DistributedConfig:
     """How training stages run (`synpo/distributed.py`): in this process, or under `accelerate launch`."""
 
@@ -767,8 +822,8 @@ class DistributedConfig:
     # `inprocess`: train in the synpo process on one device. `accelerate`: each training stage runs
     # `python -m synpo.train_worker` under `accelerate launch` (DDP or DeepSpeed), then this process goes on.
     launcher: str = choice("inprocess", "inprocess", "accelerate")
-    # `ddp` (torch DistributedDataParallel) or `deepspeed`; with `launcher=accelerate` only.
-    backend: str = choice("ddp", "ddp", "deepspeed")
+    # `ddp` (torch DistributedDataParallel), `deepspeed` or `fsdp`; with `launcher=accelerate` only.
+    backend: str = choice("ddp", "ddp", "deepspeed", "fsdp")
     # `cuda`, or `cpu` (gloo; what the tests use). The world size is processes_per_machine * num_machines.
     device: str = choice("cuda", "cuda", "cpu")
     processes_per_machine: int = rng(1, ge=1)
@@ -783,6 +838,7 @@ class DistributedConfig:
     # Command words put before the per-machine launch, e.g. [srun, --nodes=2, --ntasks-per-node=1] on Slurm.
     launch_prefix: list[str] = field(default_factory=list)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
 
 
 @dataclass
@@ -807,6 +863,7 @@ class Config:
     method: Any = MISSING
     logger: LoggerConfig = MISSING
     distributed: DistributedConfig = MISSING
+    peft: PeftConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)

@@ -1,4 +1,4 @@
-"""Training on many devices: a training stage runs under `accelerate launch` (DDP or DeepSpeed) when the
+"""Training on many devices: a training stage runs under `accelerate launch` (DDP, DeepSpeed or FSDP) when the
 `distributed` group says so, and in the synpo process otherwise (`distributed=single`, the default).
 
     synpo (the job: runs the stages, generation included)
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 # Set in the processes accelerate starts: there the training functions run directly.
 WORKER_ENV = "SYNPO_TRAIN_WORKER"
+# The accelerate distributed types each backend must give; accelerate falls back to DDP silently, e.g. FSDP on CPU.
+DISTRIBUTED_TYPES = {"ddp": ("MULTI_GPU", "MULTI_CPU"), "deepspeed": ("DEEPSPEED",), "fsdp": ("FSDP",)}
+
 _active = DistributedConfig()
 
 
@@ -71,8 +74,20 @@ def check(d: DistributedConfig) -> None:
         )
     if d.num_machines > 1 and not d.main_process_ip:
         raise ValueError("distributed.num_machines > 1 needs distributed.main_process_ip (the rank-0 machine)")
-    if d.backend == "deepspeed" and d.device == "cpu":
-        raise ValueError("distributed.backend=deepspeed needs distributed.device=cuda")
+    if d.backend in ("deepspeed", "fsdp") and d.device == "cpu":
+        # accelerate runs FSDP only on GPU-like devices: on CPU it would silently train with DDP.
+        raise ValueError(f"distributed.backend={d.backend} needs distributed.device=cuda")
+
+
+def check_distributed_type(distributed_type, d: DistributedConfig | None = None) -> None:
+    """In a launched process: fail unless accelerate set up the backend that was asked for."""
+    d = d or _active
+    got = getattr(distributed_type, "value", str(distributed_type))
+    if d.launcher == "accelerate" and got not in DISTRIBUTED_TYPES[d.backend]:
+        raise RuntimeError(
+            f"distributed.backend={d.backend} asked for {' or '.join(DISTRIBUTED_TYPES[d.backend])}, but accelerate "
+            f"set up {got} (does this device support it?)"
+        )
 
 
 def check_batch(key: str, batch_size: int, per_device: int, d: DistributedConfig | None = None) -> int:
@@ -91,7 +106,7 @@ def accelerate_config(d: DistributedConfig) -> dict:
     cfg = {
         "compute_environment": "LOCAL_MACHINE",
         "debug": False,
-        "distributed_type": "DEEPSPEED" if d.backend == "deepspeed" else "MULTI_GPU",
+        "distributed_type": {"deepspeed": "DEEPSPEED", "fsdp": "FSDP"}.get(d.backend, "MULTI_GPU"),
         "downcast_bf16": "no",
         "machine_rank": 0,
         "main_training_function": "main",
@@ -109,6 +124,8 @@ def accelerate_config(d: DistributedConfig) -> dict:
     }
     if d.backend == "deepspeed":
         cfg["deepspeed_config"] = dataclasses.asdict(d.deepspeed)
+    elif d.backend == "fsdp":
+        cfg["fsdp_config"] = {k: v for k, v in dataclasses.asdict(d.fsdp).items() if v is not None}
     else:
         cfg["gpu_ids"] = "all"
     if d.num_machines > 1:

@@ -82,12 +82,13 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
-def load_causal_lm(path: str, dtype: str = "float32", trust_remote_code: bool = False):
+def load_causal_lm(path: str, dtype: str = "float32", trust_remote_code: bool = False, **kwargs):
+    """`kwargs` go to `from_pretrained` (QLoRA's quantization_config and device_map)."""
     from transformers import AutoModelForCausalLM
 
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code
+            path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, **kwargs
         )
     except OSError as e:
         raise ModelError(f"cannot load model {path!r}: {e}") from e

@@ -10,6 +10,9 @@ A pair is marked when its confidence is below the `percentile` of the confidence
 the first `warmup` fraction of the optimizer steps. The confidence is z itself, or with de-coupled noise detection
 the same margin computed with the extrapolated logits (1 + lambda) h_policy - lambda h_ref, which exaggerate what
 training has changed so far.
+
+The reference is TRL's: the `ref_model` given, or, when the policy is a peft model and none is given, the policy with
+its adapter disabled (the base the adapter was put on), so no second copy of the weights is in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 
 import torch
 from trl import DPOTrainer
+from trl.trainer.utils import use_adapter
 
 from synpo.config import RefinementConfig
 
@@ -64,8 +68,8 @@ class NoiseAwareDPOTrainer(DPOTrainer):
 
     def __init__(self, *args, refinement: RefinementConfig, extrapolation: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.ref_model is None:
-            raise ValueError("NoiseAwareDPOTrainer needs a reference model in memory (no PEFT, no precomputed logps)")
+        if self.precompute_ref_logps:
+            raise ValueError("NoiseAwareDPOTrainer needs the reference's forwards (no precomputed reference logps)")
         self.refinement = refinement
         self.extrapolation = extrapolation
         self.recent: deque[float] = deque(maxlen=refinement.window)
@@ -74,25 +78,27 @@ class NoiseAwareDPOTrainer(DPOTrainer):
 
     @contextmanager
     def _captured_logps(self, model):
-        """Per-token log-probabilities of the fused forwards TRL runs: {"policy": ..., "reference": ...}."""
-        captured: dict[str, torch.Tensor] = {}
+        """Per-token log-probabilities of the fused forwards TRL runs, in its order: [policy, reference]. Without a
+        `ref_model` both forwards go through the (unwrapped) policy, the second with its adapter disabled."""
+        captured: list[torch.Tensor] = []
 
-        def hook(name):
-            def store(module, args, kwargs, output):
-                if kwargs.get("fused_lm_head"):
-                    captured[name] = output.log_probs
+        def store(module, args, kwargs, output):
+            if kwargs.get("fused_lm_head"):
+                captured.append(output.log_probs)
 
-            return store
-
-        handles = [
-            model.register_forward_hook(hook("policy"), with_kwargs=True),
-            self.ref_model.register_forward_hook(hook("reference"), with_kwargs=True),
-        ]
+        modules = [self.accelerator.unwrap_model(model)] + ([self.ref_model] if self.ref_model is not None else [])
+        handles = [m.register_forward_hook(store, with_kwargs=True) for m in modules]
         try:
             yield captured
         finally:
             for handle in handles:
                 handle.remove()
+
+    def _reference_logits(self, model, **inputs) -> torch.Tensor:
+        if self.ref_model is not None:
+            return self.ref_model(**inputs).logits
+        with use_adapter(self.accelerator.unwrap_model(model), adapter_name=None):
+            return model(**inputs).logits
 
     @torch.no_grad()
     def _extrapolated_confidence(self, model, inputs) -> torch.Tensor:
@@ -103,7 +109,7 @@ class NoiseAwareDPOTrainer(DPOTrainer):
             ids = inputs["input_ids"][row : row + 1, :n]
             mask = inputs["attention_mask"][row : row + 1, :n]
             policy = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-            ref = self.ref_model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+            ref = self._reference_logits(model, input_ids=ids, attention_mask=mask, use_cache=False)
             completion = inputs["completion_mask"][row : row + 1, :n]
             ratios.append(extrapolated_logratios(policy, ref, ids, completion, self.extrapolation))
         return pair_margins(torch.cat(ratios))
@@ -123,9 +129,8 @@ class NoiseAwareDPOTrainer(DPOTrainer):
             result = super()._compute_loss(model, inputs, return_outputs)
         shift_mask = inputs["completion_mask"][:, 1:]
         seq_len = shift_mask.size(1)
-        z = pair_margins(
-            sequence_logratios(logps["policy"][:, -seq_len:], logps["reference"][:, -seq_len:], shift_mask)
-        )
+        policy_logps, ref_logps = logps
+        z = pair_margins(sequence_logratios(policy_logps[:, -seq_len:], ref_logps[:, -seq_len:], shift_mask))
         confidence = z.detach() if self.extrapolation is None else self._extrapolated_confidence(model, inputs)
         marked = self._mark(confidence)
         self.pairs_seen += len(marked)

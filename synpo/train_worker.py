@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 from synpo import distributed
-from synpo.config import DeepSpeedConfig, DistributedConfig
+from synpo.config import DeepSpeedConfig, DistributedConfig, FSDPConfig
 
 
 def load_spec(path: Path) -> tuple[dict, DistributedConfig]:
     spec = json.loads(Path(path).read_text())
     d = dict(spec["distributed"])
     d["deepspeed"] = DeepSpeedConfig(**d["deepspeed"])
+    d["fsdp"] = FSDPConfig(**d["fsdp"])
     return spec, DistributedConfig(**d)
 
 

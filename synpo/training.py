@@ -2,7 +2,8 @@
 
 Each trainer writes checkpoints into `<out>/checkpoints` when `save_steps` is set; a stage that was
 killed resumes from the last one (the stage cache keeps the unfinished `.partial` folder for that).
-The final model goes to `<out>/model` and the checkpoints are removed.
+The final model goes to `<out>/model` and the checkpoints are removed. With `peft` (a LoRA / QLoRA adapter,
+`synpo/adapters.py`) the adapter goes to `<out>/adapter` and `<out>/model` is the base with it merged in.
 
 With `distributed` set to a multi-process launcher (`synpo/distributed.py`), each function hands its call to
 `accelerate launch`, whose processes run the same function; the main process saves the model, once.
@@ -20,8 +21,8 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
-from synpo import distributed
-from synpo.config import OptimizerConfig, RefinementConfig, SFTConfig, TrainerConfig
+from synpo import adapters, distributed
+from synpo.config import OptimizerConfig, PeftConfig, RefinementConfig, SFTConfig, TrainerConfig
 from synpo.console import FILE_ONLY
 from synpo.errors import DataError
 from synpo.models import load_causal_lm, load_tokenizer
@@ -93,16 +94,21 @@ def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
     )
 
 
-def _train_and_save(trainer, out: Path, tokenizer) -> dict:
+def _train_and_save(trainer, out: Path, tokenizer, base: str, dtype: str, peft: PeftConfig | None) -> dict:
     checkpoints = out / "checkpoints"
     resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
     if resume:
         log.info("resuming training from the last checkpoint in %s", checkpoints)
+    trainable, total = adapters.trainable_parameters(trainer.model)
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    # Under several processes save_model gathers the weights (ZeRO-3) and only the main process writes them.
-    trainer.save_model(str(out / "model"))
+    # Under several processes save_model gathers the weights (ZeRO-3) and only the main process writes them; for a
+    # peft model, it writes the adapter only.
+    saved = out / ("adapter" if peft else "model")
+    trainer.save_model(str(saved))
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
+        if peft:
+            adapters.merge(base, saved, out / "model", dtype)
         tokenizer.save_pretrained(str(out / "model"))
         shutil.rmtree(checkpoints, ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
@@ -113,6 +119,9 @@ def _train_and_save(trainer, out: Path, tokenizer) -> dict:
         if key in last
     }
     return {
+        "adapter": ("qlora" if peft.load_in_4bit else "lora") if peft else "none",
+        "trainable_params": trainable,
+        "total_params": total,
         "train_loss": round(float(result.training_loss), 4),
         "final_loss": round(float(last["loss"]), 4) if last else None,
         **preference,
@@ -169,11 +178,14 @@ def fit_lengths(rows: list[dict], tokenizer, cfg: OptimizerConfig) -> tuple[list
     return kept, stats
 
 
-def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtype: str, tokenizer=None, **extra):
-    """Build a TRL trainer on `model_path` and `rows`, train (resuming if a checkpoint exists), save."""
+def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtype: str, peft, tokenizer=None, **extra):
+    """Build a TRL trainer on `model_path` and `rows` (with a new adapter when `peft` is set), train (resuming if a
+    checkpoint exists), save."""
     tokenizer = tokenizer or load_tokenizer(model_path)
+    if peft:
+        extra["peft_config"] = adapters.lora_config(peft)
     trainer = trainer_class(
-        model=load_causal_lm(model_path, dtype).train(),
+        model=load_causal_lm(model_path, dtype, **adapters.load_kwargs(peft)).train(),
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
@@ -182,7 +194,8 @@ def _fit(trainer_class, args, model_path: str, rows: list[dict], out: Path, dtyp
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_StepBar)
-    return trainer, _train_and_save(trainer, out, tokenizer)
+    distributed.check_distributed_type(trainer.accelerator.distributed_type)
+    return trainer, _train_and_save(trainer, out, tokenizer, model_path, dtype, peft)
 
 
 class _StepBar(ProgressCallback):
@@ -200,16 +213,17 @@ def sft(
     out: Path,
     *,
     dtype: str = "float32",
+    peft: PeftConfig | None = None,
     seed: int = 0,
 ) -> dict:
     """Fine-tune on conversational prompt/completion rows; the loss covers the completion only."""
     if distributed.spawns():
-        return distributed.launch("sft", rows, out, model_path=model_path, cfg=cfg, dtype=dtype, seed=seed)
+        return distributed.launch("sft", rows, out, model_path=model_path, cfg=cfg, dtype=dtype, peft=peft, seed=seed)
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
     args = TRLSFTConfig(**_common_args(cfg, out, seed), completion_only_loss=True, packing=False)
-    return _fit(SFTTrainer, args, model_path, rows, out, dtype)[1]
+    return _fit(SFTTrainer, args, model_path, rows, out, dtype, peft)[1]
 
 
 def simpo(
@@ -219,6 +233,7 @@ def simpo(
     out: Path,
     *,
     dtype: str = "float32",
+    peft: PeftConfig | None = None,
     seed: int = 0,
 ) -> dict:
     """SimPO: TRL's CPOTrainer with loss_type="simpo" and no behaviour-cloning term (cpo_alpha=0).
@@ -227,7 +242,7 @@ def simpo(
     is the paper's gamma (TRL divides it by beta inside before multiplying back).
     """
     if distributed.spawns():
-        return distributed.launch("simpo", rows, out, model_path=model_path, cfg=cfg, dtype=dtype, seed=seed)
+        return distributed.launch("simpo", rows, out, model_path=model_path, cfg=cfg, dtype=dtype, peft=peft, seed=seed)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
@@ -238,7 +253,7 @@ def simpo(
     )
     tokenizer = load_tokenizer(model_path)
     rows, lengths = fit_lengths(rows, tokenizer, cfg)
-    return {**_fit(CPOTrainer, args, model_path, rows, out, dtype, tokenizer)[1], **lengths}
+    return {**_fit(CPOTrainer, args, model_path, rows, out, dtype, peft, tokenizer)[1], **lengths}
 
 
 def dpo(
@@ -250,9 +265,11 @@ def dpo(
     refinement: RefinementConfig | None = None,
     extrapolation: float | None = None,
     dtype: str = "float32",
+    peft: PeftConfig | None = None,
     seed: int = 0,
 ) -> dict:
-    """DPO (TRL's sigmoid loss) from `model_path`, which is also the frozen reference.
+    """DPO (TRL's sigmoid loss) from `model_path`, which is also the frozen reference (under `peft`, the model with
+    its adapter disabled: the same weights, not a second copy).
 
     With `refinement`, SPA's label smoothing of the least confident pairs (`synpo/noise_aware_dpo.py`; `extrapolation`
     is the lambda of de-coupled noise detection); the counts of pairs seen and smoothed are returned with the stats.
@@ -267,6 +284,7 @@ def dpo(
             refinement=refinement,
             extrapolation=extrapolation,
             dtype=dtype,
+            peft=peft,
             seed=seed,
         )
     from trl import DPOConfig
@@ -284,8 +302,10 @@ def dpo(
         rows,
         out,
         dtype,
+        peft,
         tokenizer,
-        ref_model=load_causal_lm(model_path, dtype),
+        # Under peft, no reference model: TRL disables the adapter, leaving the base (`model_path`).
+        ref_model=None if peft else load_causal_lm(model_path, dtype),
         refinement=refinement or RefinementConfig(alpha=0.0),
         extrapolation=extrapolation,
     )

@@ -132,6 +132,56 @@ def test_deepspeed_zero3_reaches_accelerate_as_alignment_handbook_sets_it(tmp_pa
     assert (args["bf16"], args["fp16"], args["use_cpu"], args["gradient_accumulation_steps"]) == (True, False, False, 8)
 
 
+def test_fsdp_reaches_the_launched_processes_as_full_shard_decoder_layer_units_and_a_full_state_dict(
+    tmp_path, single, tiny_model, monkeypatch
+):
+    """accelerate's own launcher turns the written config into the environment of the processes it starts, and its
+    FSDP plugin (what the Trainer builds in each process) reads it: checked here without a GPU."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import FullyShardedDataParallelPlugin, prepare_multi_gpu_env
+    from torch.distributed.fsdp import ShardingStrategy, StateDictType
+
+    from synpo.models import load_causal_lm
+
+    d = distributed.configure(composed("distributed=fsdp").distributed)
+    distributed.check(d)
+    spec = distributed.write_spec(tmp_path, "simpo", [{"prompt": "p"}], d, model_path="m", seed=1)
+    written = yaml.safe_load((tmp_path / "accelerate.yaml").read_text())
+    assert written["distributed_type"] == "FSDP" and written["num_processes"] == 8
+    assert written["fsdp_config"]["fsdp_sharding_strategy"] == "FULL_SHARD"
+    assert "fsdp_transformer_layer_cls_to_wrap" not in written["fsdp_config"]  # the model's _no_split_modules
+    cmd = distributed.accelerate_command(d, tmp_path / "accelerate.yaml", spec, rank=0)
+    args, _, _ = _validate_launch_command(launch_command_parser().parse_args(cmd[3:]))
+    env = prepare_multi_gpu_env(args)
+    assert env["ACCELERATE_USE_FSDP"] == "true" and env["ACCELERATE_MIXED_PRECISION"] == "bf16"
+    assert env["FSDP_SYNC_MODULE_STATES"] == env["FSDP_CPU_RAM_EFFICIENT_LOADING"] == "true"
+    for key, value in env.items():
+        if key.startswith("FSDP_"):
+            monkeypatch.setenv(key, value)
+    # Syncing module states asks for the current GPU: off for building the plugin here.
+    monkeypatch.setenv("FSDP_SYNC_MODULE_STATES", "false")
+    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.sharding_strategy == ShardingStrategy.FULL_SHARD
+    assert plugin.state_dict_type == StateDictType.FULL_STATE_DICT and plugin.use_orig_params
+    plugin.set_auto_wrap_policy(load_causal_lm(str(tiny_model)))
+    assert plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
+
+
+def test_a_launched_process_fails_unless_accelerate_set_up_the_backend_asked_for(single):
+    """accelerate 1.15 keeps FSDP off on CPU and runs DDP instead: the trainer checks what it got."""
+    from accelerate.utils import DistributedType
+
+    fsdp = composed("distributed=fsdp").distributed
+    with pytest.raises(RuntimeError, match="distributed.backend=fsdp asked for FSDP, but accelerate set up MULTI_CPU"):
+        distributed.check_distributed_type(DistributedType.MULTI_CPU, distributed.configure(fsdp))
+    distributed.check_distributed_type(DistributedType.FSDP, distributed.configure(fsdp))
+    distributed.check_distributed_type(
+        DistributedType.MULTI_CPU, distributed.configure(composed("distributed=ddp_cpu").distributed)
+    )
+    distributed.check_distributed_type(DistributedType.NO, distributed.configure(DistributedConfig()))  # in-process
+
+
 def test_multi_node_takes_its_rank_from_slurm_and_launches_through_srun(tmp_path, single):
     cfg = composed("distributed=multi_node", "distributed.main_process_ip=node-0", "distributed.num_machines=4")
     d = distributed.configure(cfg.distributed)
@@ -162,7 +212,8 @@ def test_multi_node_takes_its_rank_from_slurm_and_launches_through_srun(tmp_path
         ),
         (["distributed=multi_node"], "distributed.main_process_ip"),
         (["distributed.processes_per_machine=2"], "distributed.launcher=inprocess"),
-        (["distributed=ddp", "distributed.backend=fsdp"], "distributed.backend='fsdp'"),
+        (["distributed=ddp", "distributed.backend=megatron"], "distributed.backend='megatron'"),
+        (["distributed=fsdp", "distributed.device=cpu"], "distributed.backend=fsdp needs distributed.device=cuda"),
     ],
 )
 def test_a_batch_that_devices_cannot_share_fails_at_start_up_naming_the_key(overrides, message, single):
@@ -179,3 +230,25 @@ def test_vllm_tensor_parallel_reaches_the_engine_of_every_data_parallel_shard():
     assert isinstance(sharded, ShardedGenerator) and sharded.shards == 2
     shard_kwargs = vllm_engine_kwargs("m", GenerationConfig(**sharded.cfg), "bfloat16")
     assert shard_kwargs["tensor_parallel_size"] == 4 and sharded.cfg["data_parallel_size"] == 1
+
+
+def test_torchs_fully_shard_on_two_gloo_processes_trains_like_one_process():
+    """FSDP2 itself on CPU (what `distributed=fsdp` cannot show here: accelerate keeps FSDP off on CPU): two processes
+    holding half of every weight take the same steps as one process holding all of it."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from fsdp_worker import losses, tiny_llama
+
+    worker = Path(__file__).with_name("fsdp_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(distributed.free_port()), str(worker)]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sharded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sharded["parameter_type"] == "DTensor"
+    assert sharded["losses"] == pytest.approx(losses(tiny_llama()), abs=1e-5)

@@ -22,7 +22,8 @@ def sample(cfg: DictConfig, runner: Runner, label: str, model: Artifact, prompts
 
 def train_simpo(cfg: DictConfig, runner: Runner, label: str, start: Artifact, preferences: Artifact, **overrides):
     """SimPO from `start` on `preferences` (its `preference_set.jsonl`), with the `optimizer` settings."""
-    config = {"optimizer": {**plain(cfg.optimizer), **overrides}, "seed": cfg.seed, **Recipe(cfg).common}
+    r = Recipe(cfg)
+    config = {**r.training("optimizer", {**plain(cfg.optimizer), **overrides}), "seed": cfg.seed, **r.common}
     return runner.run(label, simpo.run, config=config, inputs={"m0": start, "preferences": preferences})
 
 

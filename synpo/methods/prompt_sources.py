@@ -26,7 +26,7 @@ def self_prompts(cfg: DictConfig, runner: Runner, seeds: Artifact, m0: Artifact)
         "generator",
         prompt_generator.run,
         config={
-            "sft": plain(m.generator_sft),
+            **r.training("sft", m.generator_sft),
             "keywords": plain(m.keywords),
             "items": m.generator_seed_items,
             "seed": seed,

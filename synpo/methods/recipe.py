@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
+from synpo import adapters
 from synpo.stage import Artifact, Runner
 from synpo.stages import base_model, seed_set
 
@@ -33,6 +34,14 @@ class Recipe:
     def reward(self) -> dict:
         # The threshold only matters to the filters: leaving it out lets threshold sweeps share scores.
         return {k: v for k, v in plain(self.cfg.reward).items() if k != "threshold"}
+
+    def training(self, key: str, settings) -> dict:
+        """A training stage's trainer settings under `key` (`sft`, or `optimizer` for SimPO / DPO) with the `peft`
+        option's overrides for that trainer (`peft.trainers.<sft|simpo|dpo>`), and the adapter's settings (None:
+        full fine-tuning) under `peft`: both are in the stage's cache key."""
+        values = plain(settings) if isinstance(settings, DictConfig) else dict(settings)
+        peft = self.cfg.peft
+        return {key: adapters.with_overrides(peft, values), "peft": adapters.settings(peft)}
 
     def generating(self, kind: str, seed: int) -> dict:
         return {"generation": plain(self.cfg.generation), "sampling": self.sampling(kind, seed), **self.common}

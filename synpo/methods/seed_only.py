@@ -23,7 +23,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from synpo.methods.baselines import require_pairs, train_simpo
-from synpo.methods.recipe import Recipe, plain, seeds_and_m0
+from synpo.methods.recipe import Recipe, seeds_and_m0
 from synpo.stage import Artifact, Runner
 from synpo.stages import answer, gold_pairs, reward_gap, seed_sft
 
@@ -61,7 +61,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         sft_model = runner.run(
             "seed_sft",
             seed_sft.run,
-            config={"sft": plain(m.sft), "items": m.seed_items, "eft_items": 0, "seed": seed, **r.common},
+            config={**r.training("sft", m.sft), "items": m.seed_items, "eft_items": 0, "seed": seed, **r.common},
             inputs={"seed": seeds, "model": m0},
         )
         if "sft" in variants:

@@ -42,7 +42,13 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
     sft_model = runner.run(
         "seed_sft",
         seed_sft.run,
-        config={"sft": plain(m.seed_sft), "items": m.sft_items, "eft_items": m.eft_items, "seed": seed, **r.common},
+        config={
+            **r.training("sft", m.seed_sft),
+            "items": m.sft_items,
+            "eft_items": m.eft_items,
+            "seed": seed,
+            **r.common,
+        },
         inputs={"seed": seeds, "model": m0},
     )
     accumulated = m.training_data == "accumulated"

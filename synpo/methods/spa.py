@@ -56,7 +56,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
 
     def train(label: str, start: Artifact, pairs: Artifact, pairs_file: str, optimizer, refinement=None, lam=None):
         config = {
-            "optimizer": plain(optimizer),
+            **r.training("optimizer", optimizer),
             "refinement": refinement,
             "extrapolation": lam,
             "pairs_file": pairs_file,

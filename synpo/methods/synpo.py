@@ -48,7 +48,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         return runner.run(label, answer.run, config=config, inputs={"model": model, "prompts": prompts})
 
     def train_policy(label: str, preferences: Artifact, beta: float) -> Artifact:
-        config = {"optimizer": {**plain(cfg.optimizer), "beta": beta}, "seed": seed, **r.common}
+        config = {**r.training("optimizer", {**plain(cfg.optimizer), "beta": beta}), "seed": seed, **r.common}
         return runner.run(label, simpo.run, config=config, inputs={"m0": m0, "preferences": preferences})
 
     def best_of_grid(it: str, preferences: Artifact) -> Artifact:
@@ -80,7 +80,7 @@ def run(cfg: DictConfig, runner: Runner) -> dict[str, Artifact]:
         improver = runner.run(
             f"{it}/improver",
             response_improver.run,
-            config={"sft": plain(m.improver_sft), "threshold": cfg.reward.threshold, "seed": seed, **r.common},
+            config={**r.training("sft", m.improver_sft), "threshold": cfg.reward.threshold, "seed": seed, **r.common},
             inputs={
                 "seed": seeds,
                 "answers": seed_answers,

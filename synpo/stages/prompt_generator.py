@@ -11,6 +11,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from synpo.adapters import from_settings
 from synpo.config import KeywordConfig, SFTConfig
 from synpo.io import read_jsonl, write_jsonl
 from synpo.keywords import NoiseWords, content_words
@@ -59,6 +60,7 @@ def run(out: Path, config: dict, seed: Path, m0: Path) -> dict:
         SFTConfig(**config["sft"]),
         out,
         dtype=config["dtype"],
+        peft=from_settings(config["peft"]),
         seed=config["seed"],
     )
     return {**counts, **stats}

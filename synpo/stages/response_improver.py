@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synpo.adapters import from_settings
 from synpo.config import SFTConfig
 from synpo.errors import DataError
 from synpo.io import read_jsonl, write_jsonl
@@ -45,6 +46,12 @@ def run(out: Path, config: dict, seed: Path, answers: Path, gaps: Path, m0: Path
         for e in examples
     ]
     stats = sft(
-        model_from_artifact(m0), rows, SFTConfig(**config["sft"]), out, dtype=config["dtype"], seed=config["seed"]
+        model_from_artifact(m0),
+        rows,
+        SFTConfig(**config["sft"]),
+        out,
+        dtype=config["dtype"],
+        peft=from_settings(config["peft"]),
+        seed=config["seed"],
     )
     return {"seed_answered": len(answered), "examples": len(examples), **stats}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synpo.adapters import from_settings
 from synpo.config import SFTConfig
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import model_from_artifact
@@ -72,6 +73,7 @@ def run(out: Path, config: dict, seed: Path, model: Path) -> dict:
         SFTConfig(**config["sft"]),
         out,
         dtype=config["dtype"],
+        peft=from_settings(config["peft"]),
         seed=config["seed"],
     )
     return {"ift_examples": len(ift), "eft_examples": len(eft), **stats}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synpo.adapters import from_settings
 from synpo.config import OptimizerConfig
 from synpo.errors import DataError
 from synpo.io import read_jsonl
@@ -30,6 +31,7 @@ def run(out: Path, config: dict, m0: Path, preferences: Path) -> dict:
         OptimizerConfig(**config["optimizer"]),
         out,
         dtype=config["dtype"],
+        peft=from_settings(config["peft"]),
         seed=config["seed"],
     )
     return {"pairs": len(pairs), **stats}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synpo.adapters import from_settings
 from synpo.config import OptimizerConfig, RefinementConfig
 from synpo.errors import DataError
 from synpo.io import read_jsonl
@@ -37,6 +38,7 @@ def run(out: Path, config: dict, model: Path, pairs: Path) -> dict:
         refinement=RefinementConfig(**refinement) if refinement else None,
         extrapolation=config["extrapolation"],
         dtype=config["dtype"],
+        peft=from_settings(config["peft"]),
         seed=config["seed"],
     )
     return {"pairs": len(rows), **stats}
