@@ -542,7 +542,7 @@ SEED_SETTINGS = {
     "seed_sft": "Seed SFT",
     "seed_po": "Seed PO",
     "seed_sft_po": "Seed SFT + PO",
-    "seed_po_multi_epoch": "Seed PO, multi-epoch",
+    "seed_sft_po_multi_epoch": "Seed SFT + PO, multi-epoch",
 }
 
 
@@ -562,8 +562,8 @@ def report_table7(dirs: list[Path], out: Path) -> dict:
     rows.sort(key=lambda r: (r["method"] == "synpo", order.index(r["model"]) if r["model"] in order else 0))
     paper, source = paper_table_rows("table7")
     notes.append(
-        "Mini suites' scores (AlpacaEval-style LC / WR, in %, local judge), not the benchmark's. This project's "
-        "multi-epoch variant is Seed PO for method.multi_epochs epochs from M0 (README, Methods)."
+        "Mini suites' scores (AlpacaEval-style LC / WR, in %, local judge), not the benchmark's. The multi-epoch "
+        "variant is Seed SFT + PO's pairs from the Seed SFT model for method.multi_epochs epochs (README, Baselines)."
     )
     notes.append(f"Paper rows: {source} (Llama3-8B; its SynPO row is Table 2's Llama3 iteration 4).")
     columns = ["source", "method", "setting", "base", "model", "AE2 LC", "AE2 WR", "unparsable verdicts", "run"]

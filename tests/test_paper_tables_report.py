@@ -141,7 +141,7 @@ def test_table3_lays_out_mt_bench_turns(tmp_path):
 
 
 def test_table7_puts_the_seed_only_models_beside_synpo(tmp_path, capsys):
-    seed_models = {"seed_sft": 11.0, "seed_po": 9.0, "seed_sft_po": 12.0, "seed_po_multi_epoch": 10.0}
+    seed_models = {"seed_sft": 11.0, "seed_po": 9.0, "seed_sft_po": 12.0, "seed_sft_po_multi_epoch": 10.0}
     m0 = evaluated(8.0, 7.0, 5.0)
     make_run(
         tmp_path / "seed", "cpu_seed_only", {"M0": m0, **{m: evaluated(v, v - 1, 0.0) for m, v in seed_models.items()}}
@@ -157,7 +157,7 @@ def test_table7_puts_the_seed_only_models_beside_synpo(tmp_path, capsys):
         ("this project", "Seed SFT", "11.0"),
         ("this project", "Seed PO", "9.0"),
         ("this project", "Seed SFT + PO", "12.0"),
-        ("this project", "Seed PO, multi-epoch", "10.0"),
+        ("this project", "Seed SFT + PO, multi-epoch", "10.0"),
         ("this project", "SynPO iteration 1", "13.0"),
         ("paper", "Seed SFT", "20.1"),
         ("paper", "Seed PO (gold = chosen, M0's answer = rejected)", "11.6"),
