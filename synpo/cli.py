@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from synpo import distributed
-from synpo.config import register_configs
+from synpo.config import AUDIT_MODES, register_configs
 from synpo.errors import ConfigError, SynpoError
 
 log = logging.getLogger("synpo")
@@ -41,6 +41,7 @@ def validate(cfg: DictConfig) -> None:
         "reward.name": (cfg.reward.name, REWARDS),
         "generation.backend": (cfg.generation.backend, BACKENDS),
         "cache_verify": (cfg.cache_verify, ("size", "sha256")),
+        "audit.tokens": (cfg.audit.tokens, AUDIT_MODES),
     }
     for key, (value, valid) in choices.items():
         if value not in valid:
@@ -172,8 +173,10 @@ def print_evaluation(results: dict) -> None:
 def run(cfg: DictConfig) -> dict:
     import torch
 
+    from synpo import token_audit
     from synpo.io import write_json
     from synpo.methods import METHODS
+    from synpo.models import resolve_model
     from synpo.stage import Runner
     from synpo.tracking import Tracker
 
@@ -189,6 +192,7 @@ def run(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    token_audit.run(cfg, cfg.checkpoint if cfg.mode == "eval" else resolve_model(cfg.model, cfg.paths.models), run_dir)
     multirun = hc.mode.name == "MULTIRUN"
     # A sweep's jobs share a W&B group named after the sweep folder.
     group = Path(hc.sweep.dir).name if multirun else None

@@ -513,6 +513,9 @@ class LMEvalConfig:
     device: str = "cpu"
     limit: int | None = None
     bootstrap_iters: int = 1000
+    # lm-eval's `apply_chat_template`: false (the default) feeds the few-shot prompts as plain text, as the Open LLM
+    # leaderboard of the paper's time did; true renders them through the model's chat template.
+    apply_chat_template: bool = False
 
 
 @dataclass
@@ -570,6 +573,18 @@ class DistributedConfig:
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
 
 
+AUDIT_MODES = ("fail", "warn", "off")
+
+
+@dataclass
+class AuditConfig:
+    """Start-up audits run after config validation, before any stage."""
+
+    # `synpo/token_audit.py`: one probe conversation through every tokenization the run uses (trainers, generator,
+    # reward / judge, lm-eval). `fail` stops the run on a mismatch, `warn` logs it and goes on, `off` skips it.
+    tokens: str = "fail"
+
+
 @dataclass
 class Config:
     model: ModelConfig = MISSING
@@ -583,6 +598,7 @@ class Config:
     distributed: DistributedConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     # `train` runs the method (then evaluates its models when `evaluation` has suites); `eval` only evaluates
     # `checkpoint` (a folder or hub id).
     mode: str = "train"
