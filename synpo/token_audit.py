@@ -183,9 +183,8 @@ def check_trainer(tokenizer, name: str, keys: list[str], tokens: Callable, gener
         message = f"{trainer}: the labels are the template's assistant turn, end-of-turn token {stop} once"
         findings.append(Finding("labels", [trainer, "chat template"], keys, True, message))
     else:
-        expected = allowed[-1]
-        i = first_difference(labels, expected)
-        i = len(labels) if i is None else i
+        # The allowed ending the labels follow the longest (equal labels with a wrong stop count: the full turn).
+        i, expected = max((first_difference(labels, a) or len(labels), a) for a in allowed)
         message = (
             f"{trainer} and the chat template: the labels hold {n_stops} token(s) generation stops on (expected "
             f"exactly 1, at the end of the answer); first difference from the template's assistant turn at position "
