@@ -44,6 +44,9 @@ def test_mini_lm_eval_tasks_run_through_lm_eval(tiny_model, tmp_path):
         assert m["n_samples"]["effective"] == 6
     saved = json.loads((tmp_path / "tiny" / "lm_eval_mini.json").read_text())
     assert saved["metrics"]["mini_mc"]["task"] == "lm_eval_mini_mc" and saved["versions"]["lm-eval"]
+    # No chat template by default (the Open LLM leaderboard's setting), recorded in the result file.
+    assert saved["metrics"]["mini_mc"]["apply_chat_template"] is False
+    assert saved["generation"]["apply_chat_template"] is False
 
 
 def test_judged_mini_suites_end_to_end_with_a_tiny_policy_and_judge(tiny_model, tmp_path, monkeypatch):
