@@ -212,8 +212,9 @@ def check_terminator(tokenizer, keys: list[str], probe: dict) -> Finding:
 
 
 def long_answer(tokenizer, n_tokens: int) -> str:
-    """An answer of about `n_tokens` tokens (one token per word for common tokenizers)."""
-    return " ".join(["word"] * n_tokens)
+    """An answer of `n_tokens` tokens (give or take a merge at the cut)."""
+    ids = tokenizer(" ".join(["word"] * n_tokens), add_special_tokens=False)["input_ids"][:n_tokens]
+    return tokenizer.decode(ids)
 
 
 def answer_length(cfg) -> tuple[int, str]:
@@ -299,8 +300,8 @@ def reward_finding(tokenizer, name: str, keys: list[str], ids: list[int], whole:
     detail = {"input_tokens": len(ids), "cut_tokens": cut, "answer_tokens": n_tokens, "template_applied": applied}
     if cut > 0:
         message = (
-            f"{name} and the generator: an answer of {n_tokens} tokens is cut by {cut} tokens in the scorer's input "
-            f"({len(ids)} of {len(whole)} tokens kept); raise the scorer's length or lower the answer length "
+            f"{name} and the generator: with an answer of {n_tokens} tokens the scorer's input is cut by {cut} "
+            f"tokens ({len(ids)} of {len(whole)} kept); raise the scorer's length or lower the answer length "
             f"[config: {', '.join(keys)}]"
         )
         return Finding("reward_input", [name, "generator"], keys, False, message, detail)

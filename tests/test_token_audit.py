@@ -130,11 +130,11 @@ def test_cpo_adds_a_bos_the_template_does_not_write(tmp_path):
 def test_judge_shorter_than_the_answers(tmp_path):
     path = tiny_tokenizer(tmp_path, BOS_CHATML)
     assert failures(token_audit.audit(config("reward.max_length=4096"), path)) == []
-    messages = failures(token_audit.audit(config("reward.max_length=600"), path))
+    messages = failures(token_audit.audit(config("reward.max_length=200"), path))
     assert len(messages) == 1 and messages[0].startswith(
-        "reward=self_judge and the generator: an answer of 160 tokens is cut by"
+        "reward=self_judge and the generator: with an answer of 160 tokens the scorer's input is cut by 202"
     )
-    assert "reward.max_length=600" in messages[0] and "method.max_new_tokens.rewrite=160" in messages[0]
+    assert "reward.max_length=200" in messages[0] and "method.max_new_tokens.rewrite=160" in messages[0]
 
 
 def test_generator_prompt_built_differently(tmp_path):
