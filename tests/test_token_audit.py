@@ -159,3 +159,12 @@ def test_run_fails_warns_or_skips(tmp_path):
     assert (tmp_path / "token_audit.json").is_file()
     assert token_audit.run(config("audit.tokens=warn"), path, tmp_path)["failures"] > 0
     assert token_audit.run(config("audit.tokens=off"), path, tmp_path) is None
+
+
+def test_an_unknown_audit_mode_fails_at_validation():
+    from synpo.cli import validate
+
+    with pytest.raises(
+        ConfigError, match=r"audit.tokens='loud' is not available; choose one of \['fail', 'off', 'warn'\]"
+    ):
+        validate(config("audit.tokens=loud"))
