@@ -43,6 +43,8 @@ METHOD_TRAINERS = {
     "seed_only": ("sft", "simpo"),
     "sft": (),
 }
+# The methods that score with the `reward` group (the others label with humans or the model's own judgments).
+REWARD_METHODS = ("synpo", "sampling_ranking", "spa")
 TRAINER_KEYS = {
     "sft": "TRL SFTTrainer (synpo/training.py sft; method.*_sft)",
     "simpo": "TRL CPOTrainer (synpo/training.py simpo, simpo_rows; optimizer.loss=simpo)",
@@ -368,7 +370,7 @@ def audit(
         findings.append(
             Finding("tokenizer", ["M0", "M1.."], model_keys, True, "trained models are saved with M0's tokenizer")
         )
-    if cfg.mode == "train" and cfg.method.name != "sft":
+    if cfg.mode == "train" and cfg.method.name in REWARD_METHODS:
         findings += check_reward_input(cfg, model_path, *answer_length(cfg))
     if "lm_eval" in cfg.evaluation.suites:
         findings += check_lm_eval(tokenizer, cfg)
