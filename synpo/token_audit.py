@@ -254,28 +254,7 @@ def check_reward_input(cfg, m0_path: str, n_tokens: int, length_key: str) -> lis
         ids, whole = build(reward.max_length), build(10**9)
         return [reward_finding(tokenizer, name, keys, ids, whole, n_tokens)]
     if reward.name == "judge":
-        judge = as_judge_config(reward.judge)
-        keys = [
-            f"reward.judge.backend={judge.backend}",
-            f"reward.judge.max_new_tokens={judge.max_new_tokens}",
-            length_key,
-        ]
-        if judge.backend != "local":
-            return [Finding("reward_input", [name], keys, True, f"{name}: a remote endpoint applies its own template")]
-        from transformers import AutoConfig
-
-        from synpo.generation import chat_prompt_ids
-        from synpo.models import load_tokenizer
-
-        path = judge.model or m0_path
-        tokenizer = load_tokenizer(path)
-        answer = long_answer(tokenizer, n_tokens)
-        text = rewards.JUDGE_PAIRWISE_TEMPLATE.format(question=PROBE_QUESTION, answer_a=answer, answer_b=answer)
-        ids = chat_prompt_ids(tokenizer, [[{"role": "user", "content": text}]])[0]
-        window = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None) or 10**9
-        room = window - judge.max_new_tokens
-        keys.append(f"the judge's max_position_embeddings={window}")
-        return [reward_finding(tokenizer, name, keys, ids[:room], ids, n_tokens)]
+        return [local_judge_finding(as_judge_config(reward.judge), "reward.judge", m0_path, n_tokens, length_key)]
     if reward.name == "implicit" and reward.model:
         from synpo.models import load_tokenizer
 
@@ -293,6 +272,28 @@ def check_reward_input(cfg, m0_path: str, n_tokens: int, length_key: str) -> lis
             )
         ]
     return []
+
+
+def local_judge_finding(judge, key: str, default_model: str, n_tokens: int, length_key: str) -> Finding:
+    """A judge sees two answers in a chat prompt (the judge reward's pairwise prompt stands for the suites'): the
+    prompt and the judge's own answer must fit the judge model's context."""
+    keys = [f"{key}.backend={judge.backend}", f"{key}.max_new_tokens={judge.max_new_tokens}", length_key]
+    if judge.backend != "local":
+        return Finding("reward_input", [key], keys, True, f"{key}: a remote endpoint applies its own template")
+    from transformers import AutoConfig
+
+    from synpo.generation import chat_prompt_ids
+    from synpo.models import load_tokenizer
+    from synpo.rewards import JUDGE_PAIRWISE_TEMPLATE
+
+    path = judge.model or default_model
+    tokenizer = load_tokenizer(path)
+    answer = long_answer(tokenizer, n_tokens)
+    text = JUDGE_PAIRWISE_TEMPLATE.format(question=PROBE_QUESTION, answer_a=answer, answer_b=answer)
+    ids = chat_prompt_ids(tokenizer, [[{"role": "user", "content": text}]])[0]
+    window = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None) or 10**9
+    keys.append(f"the judge's max_position_embeddings={window}")
+    return reward_finding(tokenizer, key, keys, ids[: window - judge.max_new_tokens], ids, n_tokens)
 
 
 def reward_finding(tokenizer, name: str, keys: list[str], ids: list[int], whole: list[int], n_tokens: int) -> Finding:
@@ -372,6 +373,11 @@ def audit(
         )
     if cfg.mode == "train" and cfg.method.name in REWARD_METHODS:
         findings += check_reward_input(cfg, model_path, *answer_length(cfg))
+    judged = [k for k in ("alpaca_eval", "arena_hard", "mt_bench") if k in cfg.evaluation.suites]
+    if judged:
+        n, suite = max((cfg.evaluation[k].max_new_tokens, k) for k in judged)
+        length_key = f"evaluation.{suite}.max_new_tokens={n}"
+        findings.append(local_judge_finding(cfg.evaluation.judge, "evaluation.judge", model_path, n, length_key))
     if "lm_eval" in cfg.evaluation.suites:
         findings += check_lm_eval(tokenizer, cfg)
     failures = [f for f in findings if not f.ok]
