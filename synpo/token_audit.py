@@ -70,6 +70,10 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
     """Index of the first position where a and b differ (the shorter one's end counts); None when equal."""
     if a == b:
         return None
+    return common_prefix(a, b)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
@@ -151,7 +155,7 @@ def template_turn(tokenizer, conversation: list[dict], answer: str) -> list[int]
     full = tokenizer.apply_chat_template(conversation + [{"role": "assistant", "content": answer}], tokenize=False)
     encode = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]  # noqa: E731
     prompt_ids, full_ids = encode(prompt), encode(full)
-    return full_ids[first_difference(prompt_ids, full_ids) or len(prompt_ids) :]
+    return full_ids[common_prefix(prompt_ids, full_ids) :]
 
 
 def stop_ids(model_path: str | None, tokenizer) -> list[int]:
@@ -186,7 +190,7 @@ def check_trainer(tokenizer, name: str, keys: list[str], tokens: Callable, gener
         findings.append(Finding("labels", [trainer, "chat template"], keys, True, message))
     else:
         # The allowed ending the labels follow the longest (equal labels with a wrong stop count: the full turn).
-        i, expected = max((first_difference(labels, a) or len(labels), a) for a in allowed)
+        i, expected = max((common_prefix(labels, a), a) for a in allowed)
         message = (
             f"{trainer} and the chat template: the labels hold {n_stops} token(s) generation stops on (expected "
             f"exactly 1, at the end of the answer); first difference from the template's assistant turn at position "
