@@ -192,7 +192,8 @@ def run(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    token_audit.run(cfg, cfg.checkpoint if cfg.mode == "eval" else resolve_model(cfg.model, cfg.paths.models), run_dir)
+    m0 = resolve_model(cfg.model, cfg.paths.models)
+    token_audit.run(cfg, cfg.checkpoint if cfg.mode == "eval" else m0, m0, run_dir)
     multirun = hc.mode.name == "MULTIRUN"
     # A sweep's jobs share a W&B group named after the sweep folder.
     group = Path(hc.sweep.dir).name if multirun else None

@@ -338,19 +338,14 @@ def check_lm_eval(tokenizer, cfg) -> list[Finding]:
     return [finding]
 
 
-def audit(
-    cfg,
-    model_path: str,
-    tokenizer=None,
-    prompt_ids: Callable | None = None,
-    stops: list[int] | None = None,
-) -> dict:
-    """Run every check the config selects on `model_path` (M0, or the checkpoint in mode=eval). `tokenizer`,
-    `prompt_ids` (the generator's prompt builder) and `stops` default to the model's own; tests pass others."""
+def audit(cfg, model_path: str, m0_path: str | None = None, prompt_ids: Callable | None = None) -> dict:
+    """Run every check the config selects on `model_path` (M0, or the checkpoint in mode=eval); `m0_path` (default
+    `model_path`) is the default local judge. `prompt_ids` is the generator's prompt builder; tests pass others."""
     from synpo.generation import chat_prompt_ids
     from synpo.models import load_tokenizer
 
-    tokenizer = tokenizer or load_tokenizer(model_path)
+    m0_path = m0_path or model_path
+    tokenizer = load_tokenizer(model_path)
     prompt_ids = prompt_ids or chat_prompt_ids
     conversation = chat(PROBE_QUESTION, cfg.model.system_prompt)
     model_keys = [f"model.path={model_path}", f"model.system_prompt={cfg.model.system_prompt!r}"]
@@ -360,7 +355,7 @@ def audit(
         "answer": PROBE_ANSWER,
         "max_length": 10**6,
         "turn": template_turn(tokenizer, conversation, PROBE_ANSWER),
-        "stops": stops if stops is not None else stop_ids(model_path, tokenizer),
+        "stops": stop_ids(model_path, tokenizer),
     }
     generator_ids = prompt_ids(tokenizer, [conversation])[0]
     findings = [
@@ -376,12 +371,12 @@ def audit(
             Finding("tokenizer", ["M0", "M1.."], model_keys, True, "trained models are saved with M0's tokenizer")
         )
     if cfg.mode == "train" and cfg.method.name in REWARD_METHODS:
-        findings += check_reward_input(cfg, model_path, *answer_length(cfg))
+        findings += check_reward_input(cfg, m0_path, *answer_length(cfg))
     judged = [k for k in ("alpaca_eval", "arena_hard", "mt_bench") if k in cfg.evaluation.suites]
     if judged:
         n, suite = max((cfg.evaluation[k].max_new_tokens, k) for k in judged)
         length_key = f"evaluation.{suite}.max_new_tokens={n}"
-        findings.append(local_judge_finding(cfg.evaluation.judge, "evaluation.judge", model_path, n, length_key))
+        findings.append(local_judge_finding(cfg.evaluation.judge, "evaluation.judge", m0_path, n, length_key))
     if "lm_eval" in cfg.evaluation.suites:
         findings += check_lm_eval(tokenizer, cfg)
     failures = [f for f in findings if not f.ok]
@@ -395,7 +390,7 @@ def audit(
     }
 
 
-def run(cfg, model_path: str, run_dir: Path) -> dict | None:
+def run(cfg, model_path: str, m0_path: str, run_dir: Path) -> dict | None:
     """The start-up audit as `synpo` runs it: report written and logged; a failure raises unless audit.tokens=warn."""
     from synpo.io import write_json
 
@@ -403,7 +398,7 @@ def run(cfg, model_path: str, run_dir: Path) -> dict | None:
     if mode == "off":
         log.info("token audit: off (audit.tokens=off)")
         return None
-    report = audit(cfg, model_path)
+    report = audit(cfg, model_path, m0_path)
     write_json(run_dir / "token_audit.json", report)
     failures = [f["message"] for f in report["findings"] if not f["ok"]]
     for f in report["findings"]:

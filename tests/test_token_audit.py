@@ -155,10 +155,10 @@ def test_generator_prompt_built_differently(tmp_path):
 def test_run_fails_warns_or_skips(tmp_path):
     path = tiny_tokenizer(tmp_path / "tok", NO_TERMINATOR)
     with pytest.raises(ConfigError, match="token audit failed"):
-        token_audit.run(config(), path, tmp_path)
+        token_audit.run(config(), path, path, tmp_path)
     assert (tmp_path / "token_audit.json").is_file()
-    assert token_audit.run(config("audit.tokens=warn"), path, tmp_path)["failures"] > 0
-    assert token_audit.run(config("audit.tokens=off"), path, tmp_path) is None
+    assert token_audit.run(config("audit.tokens=warn"), path, path, tmp_path)["failures"] > 0
+    assert token_audit.run(config("audit.tokens=off"), path, path, tmp_path) is None
 
 
 def test_an_unknown_audit_mode_fails_at_validation():
