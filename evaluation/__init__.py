@@ -62,6 +62,16 @@ class Context:
             self._models["generator"] = make_generator(self.model_path, self.generation, self.dtype)
         return self._models["generator"]
 
+    def take_termination(self) -> dict | None:
+        """How the answers generated since the last call ended, per suite (None when no answer was generated here,
+        e.g. all came from the suite's log)."""
+        generator = self._models.get("generator")
+        if generator is None:
+            return None
+        counts = generator.termination()
+        generator.ended = generator.cut = 0
+        return counts
+
     def judge(self):
         from synpo.judges import make_judge_client
 
@@ -166,6 +176,7 @@ def run(
             "n_items": out["n_items"],
             "metrics": out["metrics"],
             "generation": settings(out["generation"]),
+            "answer_termination": ctx.take_termination(),
             "judge": {**settings(cfg.judge), "model": ctx.judge_name} if kind in JUDGED else None,
             "config": settings(suite_cfg),
             "seed": cfg.seed,

@@ -2,6 +2,10 @@
 
 `TASKS` is the paper's table: task -> (lm-eval task, shots, metric). lm-eval takes one shot count per call, so each
 task is its own call on one loaded model; a finished task is logged and not rerun.
+
+`evaluation.lm_eval.apply_chat_template` is lm-eval's option of that name. The paper does not say whether its harness
+runs used a chat template; the default (false: plain few-shot text) is the Open LLM leaderboard's setting of the
+paper's time. Every result row records it.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ def evaluate(ctx, cfg) -> dict:
             num_fewshot=spec.num_fewshot,
             limit=cfg.limit,
             task_manager=manager,
+            apply_chat_template=cfg.apply_chat_template,
             log_samples=False,
             bootstrap_iters=cfg.bootstrap_iters,
             random_seed=ctx.seed,
@@ -104,10 +109,18 @@ def evaluate(ctx, cfg) -> dict:
             torch_random_seed=ctx.seed,
             fewshot_random_seed=ctx.seed,
         )
-        return [{"key": chunk[0]["key"], **scores(out)[chunk[0]["key"]]}]
+        return [
+            {"key": chunk[0]["key"], **scores(out)[chunk[0]["key"]], "apply_chat_template": cfg.apply_chat_template}
+        ]
 
     items = [{"key": k} for k in cfg.tasks]
     rows = ItemLog(ctx.work / "tasks.jsonl", "key").fill(items, run, 1)
     metrics = {r["key"]: {k: v for k, v in r.items() if k != "key"} for r in rows}
-    settings = {"batch_size": cfg.batch_size, "device": cfg.device, "limit": cfg.limit, "dtype": ctx.dtype}
+    settings = {
+        "batch_size": cfg.batch_size,
+        "device": cfg.device,
+        "limit": cfg.limit,
+        "dtype": ctx.dtype,
+        "apply_chat_template": cfg.apply_chat_template,
+    }
     return {"metrics": metrics, "generation": settings, "n_items": len(rows)}

@@ -304,8 +304,10 @@ def run(cfg: DictConfig) -> dict:
     validate(cfg)  # before the heavy imports below, so that a bad value or file is reported in seconds
     import torch
 
+    from synpo import token_audit
     from synpo.io import write_json
     from synpo.methods import METHODS
+    from synpo.models import resolve_model
     from synpo.stage import Runner
     from synpo.tracking import Tracker
 
@@ -320,6 +322,8 @@ def run(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    m0 = resolve_model(cfg.model, cfg.paths.models)
+    token_audit.run(cfg, cfg.checkpoint if cfg.mode == "eval" else m0, m0, run_dir)
     multirun = hc.mode.name == "MULTIRUN"
     # A sweep's jobs share a W&B group named after the sweep folder.
     group = Path(hc.sweep.dir).name if multirun else None

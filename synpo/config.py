@@ -748,6 +748,9 @@ class LMEvalConfig:
     device: str = "cpu"
     limit: int | None = rng(None, ge=1)
     bootstrap_iters: int = rng(1000, ge=0)
+    # lm-eval's `apply_chat_template`: false (the default) feeds the few-shot prompts as plain text, as the Open LLM
+    # leaderboard of the paper's time did; true renders them through the model's chat template.
+    apply_chat_template: bool = False
 
 
 @dataclass
@@ -841,10 +844,17 @@ class DistributedConfig:
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
 
 
+AUDIT_MODES = ("fail", "warn", "off")
+
+
 @dataclass
 class AuditConfig:
-    """The per-iteration data audit (`synpo/stages/audit.py`): when the run warns, and the gap histogram's bins."""
+    """What the run checks of itself: the start-up token audit, and the per-iteration data audit
+    (`synpo/stages/audit.py`): when it warns, and the gap histogram's bins."""
 
+    # `synpo/token_audit.py`: one probe conversation through every tokenization the run uses (trainers, generator,
+    # reward / judge, lm-eval). `fail` stops the run on a mismatch, `warn` logs it and goes on, `off` skips it.
+    tokens: str = choice("fail", *AUDIT_MODES)
     # Warn when the kept pairs' chosen answers are on average more than this many times as long as the rejected.
     max_length_ratio: float = rng(1.5, gt=0)
     # Warn when more than this share of answers or rewrites are cut at max_new_tokens.

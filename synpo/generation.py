@@ -53,6 +53,20 @@ class Sampling:
 
 
 class Generator:
+    # Completions so far that ended on their own (end-of-turn token or a stop string), and that were cut at
+    # `max_new_tokens`: a model that never learnt to stop shows here first.
+    ended: int = 0
+    cut: int = 0
+
+    def termination(self) -> dict:
+        """The stage counts of the termination rate."""
+        total = self.ended + self.cut
+        return {
+            "ended": self.ended,
+            "cut_at_max_new_tokens": self.cut,
+            "termination_rate": round(self.ended / total, 4) if total else None,
+        }
+
     def generate(self, conversations: list[list[dict]], sampling: Sampling, desc: str = "generate") -> list[list[str]]:
         """Return `sampling.n` completions for each conversation, in input order."""
         raise NotImplementedError
@@ -98,7 +112,8 @@ def _generate_shard(model_path, cfg: dict, dtype, conversations, sampling: dict,
     if threads:
         torch.set_num_threads(threads)
     generator = BACKENDS[cfg["backend"]](model_path, GenerationConfig(**cfg), dtype)
-    Path(out).write_text(json.dumps(generator.generate(conversations, Sampling(**sampling), desc)))
+    outputs = generator.generate(conversations, Sampling(**sampling), desc)
+    Path(out).write_text(json.dumps({"outputs": outputs, "ended": generator.ended, "cut": generator.cut}))
 
 
 class ShardedGenerator(Generator):
@@ -132,7 +147,10 @@ class ShardedGenerator(Generator):
                 proc.join()
                 if proc.exitcode:
                     raise RuntimeError(f"{desc}: generation shard {k} failed (exit code {proc.exitcode})")
-                results.extend(json.loads(out.read_text()))
+                shard = json.loads(out.read_text())
+                results.extend(shard["outputs"])
+                self.ended += shard["ended"]
+                self.cut += shard["cut"]
         return results
 
 
@@ -206,7 +224,14 @@ class HFGenerator(Generator):
             tokenizer=self.tokenizer if sampling.stop else None,
             pad_token_id=pad,
         )
-        texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        generated = out[:, width:]
+        texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+        stops = self.model.generation_config.eos_token_id
+        stops = torch.tensor([stops] if isinstance(stops, int) else list(stops or []))
+        ended = torch.isin(generated, stops).any(-1).tolist()
+        ended = [e or any(s in t for s in sampling.stop) for e, t in zip(ended, texts, strict=True)]
+        self.ended += sum(ended)
+        self.cut += len(ended) - sum(ended)
         for j, i in enumerate(batch):
             results[i] = [finish(t, sampling) for t in texts[j * sampling.n : (j + 1) * sampling.n]]
 
@@ -263,4 +288,7 @@ class VLLMGenerator(Generator):
         params = [SamplingParams(**vllm_sampling_kwargs(sampling, i)) for i in range(len(prompts))]
         log.info("%s: %d prompts to vLLM", desc, len(prompts))
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        cut = sum(c.finish_reason == "length" for o in outputs for c in o.outputs)
+        self.cut += cut
+        self.ended += sum(len(o.outputs) for o in outputs) - cut
         return [[finish(c.text, sampling) for c in sorted(o.outputs, key=lambda c: c.index)] for o in outputs]

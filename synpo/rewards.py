@@ -76,6 +76,16 @@ Answer: {answer}
 Is the answer helpful, correct and complete? Reply with Yes or No."""
 
 
+def self_judge_ids(tokenizer, max_length: int, prompt: str, answer: str, system_prompt: str | None) -> list[int]:
+    """The self_judge input: the yes/no question in the judge's chat template. The answer is truncated to fit
+    `reward.max_length` so the verdict token always stays in view."""
+    budget = max(16, max_length - 128)
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"][:budget]
+    text = JUDGE_TEMPLATE.format(question=prompt, answer=tokenizer.decode(answer_ids))
+    ids = tokenizer.apply_chat_template(chat(text, system_prompt), add_generation_prompt=True, tokenize=False)
+    return tokenizer(ids, add_special_tokens=False)["input_ids"][-max_length:]
+
+
 @register_reward("self_judge")
 class SelfJudge(Reward):
     """P(Yes) / (P(Yes) + P(No)) for the judge model's next token after a yes/no question about the answer.
@@ -100,18 +110,12 @@ class SelfJudge(Reward):
             raise ValueError(f"reward=self_judge: '{word}' is not a single token for this tokenizer")
         return ids[0]
 
-    def _encode(self, prompt: str, answer: str) -> list[int]:
-        # The answer is truncated to fit `reward.max_length` so the verdict token always stays in view.
-        budget = max(16, self.cfg.max_length - 128)
-        answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"][:budget]
-        text = JUDGE_TEMPLATE.format(question=prompt, answer=self.tokenizer.decode(answer_ids))
-        conv = chat(text, self.system_prompt)
-        ids = self.tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
-        return self.tokenizer(ids, add_special_tokens=False)["input_ids"][-self.cfg.max_length :]
-
     @torch.inference_mode()
     def score(self, prompts: list[str], answers: list[str]) -> list[float]:
-        encoded = [self._encode(p, a) for p, a in zip(prompts, answers, strict=True)]
+        encoded = [
+            self_judge_ids(self.tokenizer, self.cfg.max_length, p, a, self.system_prompt)
+            for p, a in zip(prompts, answers, strict=True)
+        ]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         scores = [0.0] * len(encoded)
         pad = self.tokenizer.pad_token_id
@@ -274,6 +278,16 @@ def _check_pairrm(path: str) -> None:
     check_loadable(path, "reward.model")
 
 
+def pairrm_ids(tokenizer, max_length: int, source: str, cand1: str, cand2: str) -> list[int]:
+    """PairRM's input `<|source|>x <|candidate1|>a <|candidate2|>b`, each part cut to its share of the length."""
+    total = max_length + 2 * PAIRRM_CANDIDATE_MAX_LENGTH
+    ids = tokenizer.encode("<|source|>" + source, max_length=max_length, truncation=True)
+    budget = (total - len(ids)) // 2
+    for prefix, text in (("<|candidate1|>", cand1), ("<|candidate2|>", cand2)):
+        ids += tokenizer.encode(prefix + text, max_length=budget, truncation=True)
+    return ids
+
+
 @register_reward("pairrm")
 class PairRM(Reward):
     """PairRM (Jiang et al. 2023), the scorer of SynPO's Mistral setting, as the SimPO repo uses it.
@@ -301,18 +315,12 @@ class PairRM(Reward):
             raise ModelError(f"reward.model={path!r}: the tokenizer lacks PairRM's <|source|>/<|candidate|> tokens")
         self.model = pairrm_model_class().from_pretrained(path, dtype=torch_dtype(cfg.dtype)).eval()
 
-    def _encode(self, source: str, cand1: str, cand2: str) -> list[int]:
-        total = self.cfg.max_length + 2 * PAIRRM_CANDIDATE_MAX_LENGTH
-        ids = self.tokenizer.encode("<|source|>" + source, max_length=self.cfg.max_length, truncation=True)
-        budget = (total - len(ids)) // 2
-        for prefix, text in (("<|candidate1|>", cand1), ("<|candidate2|>", cand2)):
-            ids += self.tokenizer.encode(prefix + text, max_length=budget, truncation=True)
-        return ids
-
     @torch.inference_mode()
     def logits(self, prompts: list[str], first: list[str], second: list[str]) -> list[float]:
         """logit(first, second) for each triple: > 0 when PairRM prefers `first`."""
-        encoded = [self._encode(*t) for t in zip(prompts, first, second, strict=True)]
+        encoded = [
+            pairrm_ids(self.tokenizer, self.cfg.max_length, *t) for t in zip(prompts, first, second, strict=True)
+        ]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         out = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="pairrm", leave=False):
@@ -344,6 +352,13 @@ def _check_sequence_rm(path: str, trust_remote_code: bool) -> None:
             f"reward.model={path!r} ships its own model code ({auto_map['AutoModelForSequenceClassification']}): "
             "set reward.trust_remote_code=true to run it"
         )
+
+
+def sequence_rm_ids(tokenizer, max_length: int, prompt: str, answer: str) -> list[int]:
+    """A sequence-classification RM's input: [user: prompt, assistant: answer] in the RM's own chat template."""
+    conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    text = tokenizer.apply_chat_template(conv, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"][:max_length]
 
 
 @register_reward("armorm")
@@ -384,14 +399,11 @@ class SequenceRM(Reward):
             return own
         return next(i for i in range(size - 1, -1, -1) if i not in used)
 
-    def _encode(self, prompt: str, answer: str) -> list[int]:
-        conv = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        text = self.tokenizer.apply_chat_template(conv, tokenize=False)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"][: self.cfg.max_length]
-
     @torch.inference_mode()
     def score(self, prompts: list[str], answers: list[str]) -> list[float]:
-        encoded = [self._encode(p, a) for p, a in zip(prompts, answers, strict=True)]
+        encoded = [
+            sequence_rm_ids(self.tokenizer, self.cfg.max_length, p, a) for p, a in zip(prompts, answers, strict=True)
+        ]
         pad = self.model.config.pad_token_id = self._free_pad_id(encoded)
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         scores = [0.0] * len(encoded)

@@ -226,6 +226,30 @@ def sft(
     return _fit(SFTTrainer, args, model_path, rows, out, dtype, peft)[1]
 
 
+def simpo_rows(tokenizer, rows: list[dict]) -> list[dict]:
+    """Conversational preference rows as the text rows CPOTrainer is given: each answer ends with the template's
+    end-of-turn token.
+
+    CPOTrainer appends EOS to an answer whose last token is not EOS. A template that ends the assistant turn with
+    EOS and a newline (ChatML: `<|im_end|>` `\\n`) would then train `<|im_end|>` `\\n` `<|im_end|>`: two stops and a
+    newline the policy never generates, since generation stops at the first. The answer is cut after its last EOS
+    instead, so SimPO's length-normalised reward averages exactly the tokens the policy generates.
+    """
+    eos = tokenizer.eos_token
+    out = []
+    for row in rows:
+        prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        texts = {"prompt": prompt}
+        for key in ("chosen", "rejected"):
+            full = tokenizer.apply_chat_template(row["prompt"] + row[key], tokenize=False)
+            if not full.startswith(prompt):
+                raise ValueError("the chat template renders the prompt differently with and without the answer")
+            answer = full[len(prompt) :]
+            texts[key] = answer[: answer.rindex(eos) + len(eos)] if eos and eos in answer else answer
+        out.append(texts)
+    return out
+
+
 def simpo(
     model_path: str,
     rows: list[dict],
@@ -253,7 +277,8 @@ def simpo(
     )
     tokenizer = load_tokenizer(model_path)
     rows, lengths = fit_lengths(rows, tokenizer, cfg)
-    return {**_fit(CPOTrainer, args, model_path, rows, out, dtype, peft, tokenizer)[1], **lengths}
+    stats = _fit(CPOTrainer, args, model_path, simpo_rows(tokenizer, rows), out, dtype, peft, tokenizer)[1]
+    return {**stats, **lengths}
 
 
 def dpo(

@@ -44,6 +44,11 @@ def test_mini_lm_eval_tasks_run_through_lm_eval(tiny_model, tmp_path):
         assert m["n_samples"]["effective"] == 6
     saved = json.loads((tmp_path / "tiny" / "lm_eval_mini.json").read_text())
     assert saved["metrics"]["mini_mc"]["task"] == "lm_eval_mini_mc" and saved["versions"]["lm-eval"]
+    # No chat template by default (the Open LLM leaderboard's setting), recorded in the result file.
+    assert saved["metrics"]["mini_mc"]["apply_chat_template"] is False
+    assert saved["generation"]["apply_chat_template"] is False
+    # lm-eval generates through its own HFLM, not the project's generator.
+    assert saved["answer_termination"] is None
 
 
 def test_judged_mini_suites_end_to_end_with_a_tiny_policy_and_judge(tiny_model, tmp_path, monkeypatch):
@@ -62,6 +67,9 @@ def test_judged_mini_suites_end_to_end_with_a_tiny_policy_and_judge(tiny_model, 
     for name in ("alpaca_eval_mini", "arena_hard_mini", "mt_bench_mini"):
         saved = json.loads((tmp_path / "tiny" / f"{name}.json").read_text())
         assert saved["versions"]["alpaca-eval"] == "0.6.6" and saved["suite"] == name
+        # How the policy's answers ended (3 items, MT-Bench's two turns each).
+        term = saved["answer_termination"]
+        assert term["ended"] + term["cut_at_max_new_tokens"] == (6 if name == "mt_bench_mini" else 3)
 
     # A rerun finds every answer and judgment on disk: nothing is generated again.
     def no_generation(*args, **kwargs):

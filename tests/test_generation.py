@@ -73,3 +73,16 @@ def test_hf_backend_prompt_matches_the_chat_template(generators):
     ids = batched.encode([chat("Hello")])[0]
     text = batched.tokenizer.decode(ids)
     assert "<|im_start|>user\nHello<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
+
+
+def test_termination_counts_answers_that_ended_and_answers_cut_at_max_new_tokens(tiny_model):
+    gen = make_generator(str(tiny_model), GenerationConfig(batch_size=4))
+    convs = [chat(p) for p in PROMPTS]
+    gen.generate(convs, Sampling(max_new_tokens=3, temperature=0.7, n=2))
+    counts = gen.termination()
+    assert counts["ended"] + counts["cut_at_max_new_tokens"] == 2 * len(PROMPTS)
+    # Any first token ends the answer when every token is an end-of-turn token.
+    gen = make_generator(str(tiny_model), GenerationConfig(batch_size=4))
+    gen.model.generation_config.eos_token_id = list(range(len(gen.tokenizer)))
+    gen.generate(convs, Sampling(max_new_tokens=3, temperature=0.0))
+    assert gen.termination() == {"ended": 4, "cut_at_max_new_tokens": 0, "termination_rate": 1.0}

@@ -13,7 +13,7 @@ import torch
 from synpo.config import RewardConfig
 from synpo.errors import ModelError
 from synpo.models import load_causal_lm, load_tokenizer
-from synpo.rewards import check_reward, make_reward, pairrm_model_class
+from synpo.rewards import check_reward, make_reward, pairrm_ids, pairrm_model_class
 from synpo.templates import chat
 
 PROMPTS = ["What is the capital of France?", "Name a prime number larger than ten, and explain why it is prime."]
@@ -85,7 +85,7 @@ def test_pairrm_loads_the_checkpoint_and_gap_is_the_two_order_logit_difference(t
     alone = [reward.logits([p], [g], [b])[0] for p, g, b in zip(PROMPTS, GOOD, BAD, strict=True)]
     assert alone == pytest.approx(forward, abs=1e-5)
     # The input follows the PairRM-hf card: [CLS]<|source|>x[SEP] [CLS]<|candidate1|>a[SEP] [CLS]<|candidate2|>b[SEP]
-    ids = reward._encode("x", "a", "b")
+    ids = pairrm_ids(reward.tokenizer, reward.cfg.max_length, "x", "a", "b")
     tokens = reward.tokenizer.convert_ids_to_tokens(ids)
     assert [t for t in tokens if t.startswith(("[", "<|"))] == [
         "[CLS]",

@@ -29,4 +29,4 @@ def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
             for r, o in zip(rows, outputs, strict=True)
         ),
     )
-    return {"answers": len(rows), "empty": sum(not o[0] for o in outputs)}
+    return {"answers": len(rows), "empty": sum(not o[0] for o in outputs), **gen.termination()}

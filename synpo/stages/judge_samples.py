@@ -76,4 +76,10 @@ def run(out: Path, config: dict, judge: Path, samples: Path) -> dict:
     total = len(convs) * judging.judgments
     if unparsable:
         log.warning("self-judging: %d of %d verdicts did not parse; left out, never scored", unparsable, total)
-    return {"answers": len(convs), "verdicts": total, "unparsable": unparsable, "unscored_answers": unscored}
+    return {
+        "answers": len(convs),
+        "verdicts": total,
+        "unparsable": unparsable,
+        "unscored_answers": unscored,
+        **gen.termination(),
+    }

@@ -17,4 +17,4 @@ def run(out: Path, config: dict, improver: Path, answers: Path) -> dict:
     convs = [chat(improver_prompt(r["prompt"], r["answer"]), config["system_prompt"]) for r in rows]
     outputs = gen.generate(convs, Sampling(**config["sampling"]), desc="rewrite")
     write_jsonl(out / "rewrites.jsonl", ({**r, "rewrite": o[0]} for r, o in zip(rows, outputs, strict=True)))
-    return {"rewrites": len(rows), "empty": sum(not o[0] for o in outputs)}
+    return {"rewrites": len(rows), "empty": sum(not o[0] for o in outputs), **gen.termination()}

@@ -67,4 +67,4 @@ def run(out: Path, config: dict, model: Path, seed: Path) -> dict:
     counts["kept"] = len(kept)
     write_jsonl(out / "prompts.jsonl", kept)
     write_jsonl(out / "dropped.jsonl", dropped)
-    return dict(counts)
+    return {**counts, **gen.termination()}

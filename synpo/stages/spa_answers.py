@@ -28,4 +28,4 @@ def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
     dropped = [{**r, "answers": o, "reason": "empty"} for r, o in zip(rows, outputs, strict=True) if not all(o)]
     write_jsonl(out / "answers.jsonl", kept)
     write_jsonl(out / "dropped.jsonl", dropped)
-    return {"prompts": len(rows), "answered": len(kept), "dropped_empty": len(dropped)}
+    return {"prompts": len(rows), "answered": len(kept), "dropped_empty": len(dropped), **gen.termination()}
