@@ -164,7 +164,5 @@ def test_run_fails_warns_or_skips(tmp_path):
 def test_an_unknown_audit_mode_fails_at_validation():
     from synpo.cli import validate
 
-    with pytest.raises(
-        ConfigError, match=r"audit.tokens='loud': choose one of \['fail', 'warn', 'off'\]"
-    ):
+    with pytest.raises(ConfigError, match=r"audit.tokens='loud': choose one of \['fail', 'warn', 'off'\]"):
         validate(config("audit.tokens=loud"))
