@@ -10,8 +10,8 @@ process: its peak memory is its own) the real `synpo experiment=<preset>` with:
 - a randomly initialised 2-layer Llama (hidden 32) with the embedded model's tokenizer as M0, and a 2-layer DeBERTa
   PairRM of PairRM-hf's layout as the reward, both built here;
 - synthetic hub data written here as local dataset folders `load_dataset` reads as it reads the hub's:
-  UltraFeedback-like rows (~150-token instructions, 4 completions of ~400 tokens) and RefinedWeb-like documents of
-  3 paragraphs of ~80 words;
+  UltraFeedback-like rows (~150-token instructions, 4 completions of ~400 tokens) and RefinedWeb-like documents (2M at
+  full size, as corpus.max_documents) of 3 paragraphs of ~80 words;
 - every trainer capped at `max_steps=1` (batch 2) and every generation at 4 new tokens, evaluation off.
 
 Per stage (stages of the same name summed over iterations and betas) it prints the framework time (wall time of the
@@ -39,8 +39,20 @@ from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
 
-PAPER = {"seed": 18000, "validation": 500, "prompts": 50000, "pairs": 10000, "paragraphs": 1_000_000, "uf_rows": 64000}
-PRESETS = ("paper_mistral", "paper_sampling_ranking_mistral")
+PAPER = {
+    "seed": 18000,
+    "validation": 500,
+    "prompts": 50000,
+    "pairs": 10000,
+    "paragraphs": 1_000_000,
+    "documents": 2_000_000,
+    "uf_rows": 64000,
+    # SPA (paper_spa_mistral): 2k seed pairs, then 8k / 20k / 30k prompts of ultrafeedback-binarized (61k rows).
+    "spa_rows": 61000,
+    "spa_seed": 2000,
+    "spa_prompts": (8000, 20000, 30000),
+}
+PRESETS = ("paper_mistral", "paper_spa_mistral", "paper_sampling_ranking_mistral")
 MAX_SLOPE = 1.2
 MEMORY_FLOOR = 16 << 20
 PARAGRAPHS_PER_DOCUMENT = 3
@@ -84,7 +96,7 @@ def synthetic_data(root: Path, fraction: Fraction) -> dict[str, Path]:
     """UltraFeedback-like and RefinedWeb-like local dataset folders for `fraction` of the paper's sizes.
     ~1.3 tokens per word with the SmolLM2 tokenizer: 115 words ~150 tokens, 300 words ~400 tokens."""
     rng = random.Random(0)
-    uf, rw = root / "ultrafeedback", root / "refinedweb"
+    uf, rw, binarized = root / "ultrafeedback", root / "refinedweb", root / "ultrafeedback_binarized"
     if not (uf / "train.jsonl").is_file():
         n = max(8, math.ceil(PAPER["uf_rows"] * fraction))
         write_rows(
@@ -102,12 +114,26 @@ def synthetic_data(root: Path, fraction: Fraction) -> dict[str, Path]:
             ),
         )
     if not (rw / "train.jsonl").is_file():
-        n = max(8, math.ceil(PAPER["paragraphs"] * fraction / PARAGRAPHS_PER_DOCUMENT))
+        n = max(8, math.ceil(PAPER["documents"] * fraction))
         write_rows(
             rw / "train.jsonl",
             ({"content": "\n\n".join(text(rng, 80) for _ in range(PARAGRAPHS_PER_DOCUMENT))} for _ in range(n)),
         )
-    return {"ultrafeedback": uf, "refinedweb": rw}
+    if not (binarized / "train.jsonl").is_file():
+        n = max(8, math.ceil(PAPER["spa_rows"] * fraction))
+
+        def pair():
+            prompt = text(rng, 115)
+            return {
+                "prompt": prompt,
+                **{
+                    side: [{"role": "user", "content": prompt}, {"role": "assistant", "content": text(rng, 300)}]
+                    for side in ("chosen", "rejected")
+                },
+            }
+
+        write_rows(binarized / "train.jsonl", (pair() for _ in range(n)))
+    return {"ultrafeedback": uf, "refinedweb": rw, "binarized": binarized}
 
 
 def tiny_models(root: Path) -> dict[str, Path]:
@@ -191,12 +217,25 @@ def overrides(preset: str, fraction: Fraction, data: dict[str, Path], models: di
         "cache_verify=size",
         f"model.path={models['policy']}",
         "model.dtype=float32",
+    ]
+    if preset.startswith("paper_spa"):
+        prompts = ",".join(str(max(4, round(n * fraction))) for n in PAPER["spa_prompts"])
+        return args + [
+            "reward.dtype=float32",
+            f"method.data.hub_id={data['binarized']}",
+            f"method.data.seed_pairs={scaled('spa_seed')}",
+            f"method.prompts_per_iteration=[{prompts}]",
+            "method.max_new_tokens=4",
+            *(f"method.{group}.{t}" for group in ("seed_dpo", "dpo") for t in trainer),
+        ]
+    args += [
         f"reward.model={models['pairrm']}",
         f"data.hub_id={data['ultrafeedback']}",
         f"data.num_train={scaled('seed')}",
         f"data.num_validation={scaled('validation')}",
         f"corpus.hub_id={data['refinedweb']}",
         f"corpus.max_paragraphs={scaled('paragraphs')}",
+        f"corpus.max_documents={scaled('documents')}",
         f"method.prompts_per_iteration={scaled('prompts')}",
         f"method.pairs_per_iteration={scaled('pairs')}",
         "method.max_new_tokens.question=8",
@@ -383,6 +422,49 @@ def report(preset: str, fractions: list[Fraction], results: list[dict]) -> list[
     return slopes
 
 
+def evaluation_of(rng: random.Random) -> dict:
+    """A model's evaluation results as the paper's suites write them into summary.json (values random)."""
+    tasks = ("arc", "hellaswag", "truthfulqa", "mmlu", "winogrande", "gsm8k")
+    return {
+        "alpaca_eval": {"metrics": {"length_controlled_winrate": rng.random() * 40, "win_rate": rng.random() * 40}},
+        "arena_hard_v0.1": {"metrics": {"win_rate": rng.random() * 30}},
+        "mt_bench": {"metrics": {"turn_1": 7.0, "turn_2": 6.0, "average": 6.5}},
+        "lm_eval": {"metrics": {t: {"score": rng.random()} for t in tasks}},
+    }
+
+
+def report_sweep(run: Path, root: Path, models: int = 2, betas: tuple = (2, 4, 6, 8, 10, 12)) -> None:
+    """`synpo-report` on a synthetic sweep of `models` x `betas` jobs, each a copy of the rehearsal's run `run` (its
+    4 iterations, every stage record) with evaluation results for M0..M4; prints its wall time. Also whether the run
+    folder's stage files are hard links into the cache (link count > 1) or copies."""
+    import shutil
+
+    sweep = root / "report_sweep"
+    shutil.rmtree(sweep, ignore_errors=True)
+    sweep.mkdir(parents=True)
+    names = [f"base{k}" for k in range(models)]
+    task = [f"model.name={','.join(names)}", f"optimizer.beta={','.join(map(str, betas))}"]
+    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {"task": task}}}))
+    summary = json.loads((run / "summary.json").read_text())
+    rng = random.Random(0)
+    for num, (name, beta) in enumerate((n, b) for n in names for b in betas):
+        job = sweep / str(num)
+        shutil.copytree(run / ".hydra", job / ".hydra")
+        overrides = json.dumps([f"model.name={name}", f"optimizer.beta={beta}"])
+        (job / ".hydra" / "overrides.yaml").write_text(overrides)
+        summary["evaluation"] = {m: evaluation_of(rng) for m in summary["models"]}
+        (job / "summary.json").write_text(json.dumps(summary))
+    report = Path(sys.executable).parent / "synpo-report"
+    t0 = time.perf_counter()
+    done = subprocess.run([str(report), str(sweep)], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    status = "ok" if done.returncode == 0 else f"failed: {done.stderr[-500:]}"
+    print(f"synpo-report on {models} models x {len(betas)} betas x 4 iterations: {seconds:.1f} s ({status})")
+    files = [p for p in (run / "stages").rglob("*") if p.is_file() and not p.is_symlink()]
+    linked = sum(p.stat().st_nlink > 1 for p in files)
+    print(f"run folder stage files: {linked} of {len(files)} are hard links into the cache")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fraction", default="1/64", help="the largest fraction of the paper's counts (e.g. 1/16)")
@@ -407,6 +489,9 @@ def main() -> None:
     for preset in args.preset.split(","):
         results = [run_fraction(preset, f, root, models) for f in fractions]
         slopes += report(preset, fractions, results)
+        if preset == "paper_mistral":
+            outputs = root / preset / str(fractions[-1]).replace("/", "_") / "outputs"
+            report_sweep(max(outputs.glob("*/*"), key=lambda p: p.stat().st_mtime), root)
     print(f"\nrehearsal wall time {time.perf_counter() - t0:.0f} s; runs in {root}")
     worst, where = max(slopes)
     print(f"worst slope: {worst:.2f} ({where})")

@@ -131,3 +131,10 @@ def test_preference_trainers_cut_prompts_and_report_it(trainer, tiny_model, tmp_
         stats = getattr(training, trainer)(str(tiny_model), _lengths_rows(), cfg, tmp_path)
     assert (stats["prompts_cut"], stats["completions_cut"], stats["rows_dropped"], stats["steps"]) == (1, 1, 0, 1)
     assert "1 of 4 prompts cut to max_prompt_length=48, 1 completions cut at max_length=96" in caplog.text
+
+
+def test_max_steps_stops_the_trainer_whatever_the_epochs(tiny_model, tmp_path):
+    """`max_steps` (the scale rehearsal caps every trainer at 1) wins over `num_epochs`."""
+    rows = [{"prompt": chat("Capital of France?"), "completion": [{"role": "assistant", "content": "Paris."}]}] * 8
+    cfg = SFTConfig(num_epochs=5, batch_size=2, per_device_batch_size=2, max_length=64, save_steps=None, max_steps=1)
+    assert sft(str(tiny_model), rows, cfg, tmp_path)["steps"] == 1
