@@ -11,6 +11,7 @@ import random
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]")
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
@@ -62,7 +63,12 @@ def content_words(text: str, min_length: int) -> list[str]:
 
 
 def draw_keyword_lists(
-    paragraphs: list[str], n: int, per_list: int, min_length: int, rng: random.Random, max_attempts: int | None = None
+    paragraphs: Sequence[str],
+    n: int,
+    per_list: int,
+    min_length: int,
+    rng: random.Random,
+    max_attempts: int | None = None,
 ) -> tuple[list[list[str]], Counter]:
     """Draw up to `n` lists of `per_list` random words, one paragraph per attempt (cycling through a
     shuffled corpus); a list is excluded when one of its words is a stopword, a name or too short."""

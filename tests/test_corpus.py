@@ -84,3 +84,24 @@ def test_a_hub_stream_is_shuffled_and_cut_at_max_documents(tmp_path):
     streamed = list(corpus.documents(cfg))
     assert sorted(streamed) == docs and streamed != docs
     assert len(list(corpus.documents(CorpusConfig(**{**vars(cfg), "max_documents": 7})))) == 7
+
+
+def test_keyword_lists_read_the_corpus_by_offset_with_the_same_draws(tmp_path):
+    """The stage draws from `paragraphs.jsonl` line by line (JsonlField) instead of holding it: the same lists as
+    from the whole list, and a peak allocation far below the corpus's size (benchmarks/scale_rehearsal.py)."""
+    import tracemalloc
+
+    from synpo.io import write_jsonl
+    from synpo.keywords import draw_keyword_lists
+
+    rng = random.Random(1)
+    texts = [_words(rng, "p", 200) for _ in range(3000)]
+    write_jsonl(tmp_path / "corpus" / "paragraphs.jsonl", ({"text": t} for t in texts))
+    config = {"keywords": {"per_list": 3, "min_length": 3}, "n": 20, "seed": 3}
+    tracemalloc.start()
+    keyword_lists.run(tmp_path / "keywords", config, tmp_path / "corpus")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    expected, _ = draw_keyword_lists(texts, 20, 3, 3, random.Random(3))
+    assert [r["keywords"] for r in read_jsonl(tmp_path / "keywords" / "keywords.jsonl")] == expected
+    assert peak < (tmp_path / "corpus" / "paragraphs.jsonl").stat().st_size / 10
