@@ -410,9 +410,11 @@ def report(preset: str, fractions: list[Fraction], results: list[dict]) -> list[
     print(f"\n## {preset}: fractions {', '.join(map(str, fractions))} of the paper's counts")
     for f, r in zip(fractions, results, strict=True):
         print(f"  {f}: wall {r['wall']:.0f} s, cache {r['cache_bytes'] / 1e6:.1f} MB")
+    scale = 1 / xs[-1]
+    print("(frame s @1: the fixed part plus the growing part of a + b x fitted on the two largest fractions)")
     print(
-        f"{'stage':<22}{'calls':>6}{'framework s':>12}{'model s':>9}{'mem MB':>8}{'cache MB':>9}"
-        f"{'slope t':>8}{'slope mem':>10}   (figures at {fractions[-1]})"
+        f"{'stage':<20}{'calls':>6}{'frame s':>9}{'model s':>9}{'mem MB':>8}{'cache MB':>9}{'slope t':>8}"
+        f"{'slope mem':>10}{'frame s @1':>11}{'mem MB @1':>10}   (figures at {fractions[-1]}; @1 extrapolated)"
     )
     slopes = []
     for name in names:
@@ -423,10 +425,18 @@ def report(preset: str, fractions: list[Fraction], results: list[dict]) -> list[
         st = slope(xs, [r["framework"] for r in rows])
         sm = slope(xs, [r["memory"] for r in rows]) if last["memory"] >= MEMORY_FLOOR else None
         slopes += [(v, f"{preset}/{name}{tag}") for v, tag in ((st, ""), (sm, " memory")) if v is not None]
+        # At the paper's counts: framework time = a + b x fitted on the two largest fractions (a: the fixed per-call
+        # cost, model loading and trainer set-up; b x: the part that grows with the data, linearly when the slope
+        # passes); memory grown with its slope where measured, else as is.
+        (x1, t1), (x2, t2) = [(x, r["framework"]) for x, r in zip(xs, rows, strict=True)][-2:]
+        per_item = max(0.0, (t2 - t1) / (x2 - x1))
+        full_t = max(t2 - per_item * x2, 0.0) + per_item * scale ** max(1.0, st or 1.0) * x2
+        full_m = last["memory"] * scale ** max(0.0, sm or 0.0)
         print(
-            f"{name:<22}{last['calls']:>6}{last['framework']:>12.2f}{last['model']:>9.2f}"
+            f"{name:<20}{last['calls']:>6}{last['framework']:>9.2f}{last['model']:>9.2f}"
             f"{last['memory'] / 2**20:>8.0f}{last['bytes'] / 1e6:>9.2f}"
             f"{'' if st is None else f'{st:.2f}':>8}{'' if sm is None else f'{sm:.2f}':>10}"
+            f"{full_t:>11.0f}{full_m / 2**20:>10.0f}"
         )
     return slopes
 
