@@ -30,6 +30,7 @@ from trl.experimental.cpo import CPOConfig, CPOTrainer  # noqa: E402
 from synpo.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 from synpo.stages import simpo as simpo_stage  # noqa: E402
 from synpo.templates import chat  # noqa: E402
+from synpo.training import CHECKPOINTING  # noqa: E402
 
 SEED = Path(__file__).resolve().parent.parent / "synpo" / "data" / "seed_demo" / "train.jsonl"
 SETTINGS = dict(beta=2.0, gamma=1.6, learning_rate=1e-6, num_epochs=1.0, warmup_ratio=0.0, lr_scheduler="cosine")
@@ -82,6 +83,7 @@ def direct(model: str, data: list[dict], args: argparse.Namespace, out: Path) ->
         lr_scheduler_type=SETTINGS["lr_scheduler"],
         max_length=args.max_length,
         bf16=False,
+        **{CHECKPOINTING: False},  # TRL turns gradient checkpointing on by default; the stage's default is off
         dataloader_pin_memory=False,
         logging_steps=1,
         save_strategy="no",
