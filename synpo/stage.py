@@ -80,6 +80,40 @@ class StageRecord:
 PROJECT_PACKAGES = ("synpo",)
 
 
+@functools.cache
+def _imported_names(origin: str, package: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    """The modules (or `from module import name` candidates) one source file imports, parsed once per
+    process and file version: every stage's digest walks the same library modules (`synpo.io`, `synpo.models`...)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(Path(origin).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names += [base, *(f"{base}.{a.name}" for a in node.names)]
+    return tuple(names)
+
+
+@functools.cache
+def _spec_origin(module: str) -> tuple[str, bool] | None:
+    """(source file, is a package) of a module, or None when it is not a Python source module. A name under a plain
+    module (`from synpo.io import read_json` gives `synpo.io.read_json`) is not looked up: find_spec would import its
+    parent, and with it the parent's libraries (torch, TRL)."""
+    parent = module.rpartition(".")[0]
+    if parent and (found := _spec_origin(parent)) is not None and not found[1]:
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # `from pkg import name` where name is not a module
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return spec.origin, spec.submodule_search_locations is not None
+
+
 def _project_modules(name: str) -> dict[str, str]:
     """{module: source file} of `name` and every project module it imports, directly or not (imports inside
     functions included): the code a stage's outputs depend on."""
@@ -87,24 +121,14 @@ def _project_modules(name: str) -> dict[str, str]:
     todo = [name]
     while todo:
         module = todo.pop()
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):  # `from pkg import name` where name is not a module
-            spec = None
-        if module in found or spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        if module in found or (spec := _spec_origin(module)) is None:
             continue
-        found[module] = spec.origin
-        package = module if spec.submodule_search_locations else module.rpartition(".")[0]
-        for node in ast.walk(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                    base = f"{parent}.{base}" if base else parent
-                todo += [base, *(f"{base}.{a.name}" for a in node.names)]
-        todo = [m for m in todo if m.split(".")[0] in PROJECT_PACKAGES]
+        origin, is_package = spec
+        found[module] = origin
+        package = module if is_package else module.rpartition(".")[0]
+        stat = Path(origin).stat()
+        names = _imported_names(origin, package, stat.st_size, stat.st_mtime_ns)
+        todo += [m for m in names if m.split(".")[0] in PROJECT_PACKAGES]
     return found
 
 

@@ -217,3 +217,13 @@ def test_another_users_run_gets_symlinks_where_protected_hardlinks_refuse_links(
         assert run.is_symlink() == protected
 
     assert _as_another_user(as_user) == 0
+
+
+def test_code_version_parses_each_library_module_once_per_process():
+    """Every stage's digest walks the same library modules: a second stage parses none of them again."""
+    stage._imported_names.cache_clear()
+    stage._project_modules("synpo.stages.simpo")
+    parsed = stage._imported_names.cache_info().misses
+    modules = stage._project_modules("synpo.stages.spa_dpo")
+    assert stage._imported_names.cache_info().misses - parsed < len(modules) / 2
+    assert "synpo.training" in modules
