@@ -1,7 +1,8 @@
 """The W&B run of a real 2-iteration SynPO sweep on a tiny random model (offline, read back from its `.wandb` file):
 config, group, the `iteration` step metric, per-trainer prefixes, per-iteration data and the data audit, evaluation
-metrics, tables; and the printed table's judge-free columns. Two jobs of `-m optimizer.beta=2,3` under a beta grid:
-the grid sets the trainers' beta, so the second job reuses every stage of the first and costs seconds."""
+metrics, tables; and the printed table's judge-free columns. Two jobs of `-m audit.max_length_ratio=1.5,2.0` under a
+beta grid (a flat optimizer.beta sweep over a grid is refused at start-up): the swept key only sets when the audit
+warns, so the second job reuses every stage of the first and costs seconds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from wandb_records import read_run
 
 ARGS = [
     "-m",
-    "optimizer.beta=2,3",
+    "audit.max_length_ratio=1.5,2.0",
     "model.source=hub",
     "model.name=tiny",
     "evaluation=demo",
@@ -54,8 +55,9 @@ def sweep(tiny_model, tmp_path_factory):
 
 def test_config_is_the_hydra_config_and_the_jobs_share_a_group(sweep):
     jobs, runs, _ = sweep
-    for job, run, beta in zip(jobs, runs, (2.0, 3.0), strict=True):
-        assert run.config["optimizer"]["beta"] == beta  # the swept value, not a trainer's argument
+    for job, run, ratio in zip(jobs, runs, (1.5, 2.0), strict=True):
+        assert run.config["audit"]["max_length_ratio"] == ratio  # the swept key, as the user swept it
+        assert run.config["optimizer"]["beta"] == 2.0  # the config's, not a trainer's argument
         assert run.config["method"]["beta_grid"] == [2.0, 4.0] and run.config["reward"]["threshold"] == -1.0
         assert not {"learning_rate", "beta", "max_length", "output_dir"} & set(run.config)  # no TrainingArguments
         assert run.group == job.parent.name
