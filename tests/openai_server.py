@@ -14,6 +14,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import torch
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers with JSON (the test servers' shared part)."""
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class ChatServer:
     def __init__(self, model_path: str):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -25,18 +40,7 @@ class ChatServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status: int, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(JSONHandler):
             def do_GET(self):
                 self._send(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
 
