@@ -83,6 +83,35 @@ def test_sampling_ranking_pairs_the_best_and_the_worst_of_n_by_the_scorer(reward
     assert all(p["gap"] == p["chosen_score"] - p["rejected_score"] > 0 for p in pairs.values())
 
 
+def test_sample_scores_are_streamed_not_held(tmp_path):
+    """The stage scores `CHUNK` prompts at a time: its peak allocation is the same for 4x the answers, and far below
+    the answers file (benchmarks/scale_rehearsal.py found it holding the paper's 250k samples at once)."""
+    import tracemalloc
+
+    m0 = tmp_path / "m0"
+    write_json(m0 / "model.json", {"path": "unused"})
+    config = {"reward": {"name": "test_length"}, "system_prompt": None}
+    register_reward("test_length")(Length)
+    peaks, sizes = [], []
+    try:
+        for n in (4 * score_samples.CHUNK, 16 * score_samples.CHUNK):
+            folder = tmp_path / f"samples{n}"
+            rows = (
+                {"id": f"p{i}", "prompt": "Q?" * 50, "samples": [f"{i} {k} " * 80 for k in range(4)]} for i in range(n)
+            )
+            write_jsonl(folder / "answers.jsonl", rows)
+            sizes.append((folder / "answers.jsonl").stat().st_size)
+            tracemalloc.start()
+            counts = score_samples.run(tmp_path / f"scores{n}", config, samples=folder, m0=m0)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+            assert counts == {"prompts": n, "samples": 4 * n, "unscored": 0}
+    finally:
+        REWARDS.pop("test_length")
+    assert peaks[1] < 1.3 * peaks[0], f"peaks {peaks}: the stage's memory grows with its input"
+    assert peaks[1] < sizes[1] / 4, f"peak {peaks[1]} bytes for a {sizes[1]}-byte file: the answers were held"
+
+
 def test_best_and_worst_refuses_ties_unscored_and_identical_answers():
     assert best_worst_pairs.best_and_worst(["a", "b", "c"], [1.0, 3.0, 3.0]) == (1, 0)
     assert best_worst_pairs.best_and_worst(["a", "b", "c"], [2.0, 2.0, 2.0]) == "tie"
