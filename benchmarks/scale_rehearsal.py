@@ -53,6 +53,10 @@ PAPER = {
     "spa_rows": 61000,
     "spa_seed": 2000,
     "spa_prompts": (8000, 20000, 30000),
+    # Evaluation, per model: AlpacaEval 2.0, Arena-Hard v0.1, MT-Bench (two turns each).
+    "alpaca_eval": 805,
+    "arena_hard": 500,
+    "mt_bench": 80,
 }
 PRESETS = ("paper_mistral", "paper_sampling_ranking_mistral", "paper_spa_mistral")
 MAX_SLOPE = 1.2
@@ -135,7 +139,44 @@ def synthetic_data(root: Path, fraction: Fraction) -> dict[str, Path]:
             }
 
         write_rows(binarized / "train.jsonl", (pair() for _ in range(n)))
-    return {"ultrafeedback": uf, "refinedweb": rw, "binarized": binarized}
+    return {"ultrafeedback": uf, "refinedweb": rw, "binarized": binarized, **synthetic_suites(root, fraction)}
+
+
+def synthetic_suites(root: Path, fraction: Fraction) -> dict[str, Path]:
+    """AlpacaEval, Arena-Hard and MT-Bench files of `fraction` of the paper's sizes, in the formats the suites read
+    (alpaca-eval's model_outputs.json, arena-hard-auto's question.jsonl and model_answer/, FastChat's question.jsonl),
+    with the lengths of the real ones: ~30-word instructions, ~300-word baseline answers; MT-Bench's math questions
+    with their reference answers."""
+    rng = random.Random(1)
+    folder = root / "suites"
+    files = {
+        "alpaca": folder / "alpaca_eval.json",
+        "arena_questions": folder / "arena_hard" / "question.jsonl",
+        "arena_baseline": folder / "arena_hard" / "model_answer" / "baseline.jsonl",
+        "mt_questions": folder / "mt_bench" / "question.jsonl",
+        "mt_references": folder / "mt_bench" / "reference_answer.jsonl",
+    }
+    if files["alpaca"].is_file():
+        return files
+    n = max(4, math.ceil(PAPER["alpaca_eval"] * fraction))
+    rows = [{"instruction": text(rng, 30), "output": text(rng, 300), "generator": "baseline"} for _ in range(n)]
+    files["alpaca"].parent.mkdir(parents=True, exist_ok=True)
+    files["alpaca"].write_text(json.dumps(rows))
+    n = max(4, math.ceil(PAPER["arena_hard"] * fraction))
+    ids = [f"q{i:04d}" for i in range(n)]
+    write_rows(files["arena_questions"], ({"question_id": q, "turns": [{"content": text(rng, 80)}]} for q in ids))
+    answer = {"model_id": "baseline", "choices": [{"index": 0, "turns": [{"content": text(rng, 400)}]}]}
+    write_rows(files["arena_baseline"], ({"question_id": q, **answer} for q in ids))
+    n = max(4, math.ceil(PAPER["mt_bench"] * fraction))
+    categories = ["writing", "math", "roleplay", "coding"]
+    questions = [
+        {"question_id": i, "category": categories[i % 4], "turns": [text(rng, 40), text(rng, 25)]} for i in range(n)
+    ]
+    write_rows(files["mt_questions"], questions)
+    refs = [q for q in questions if q["category"] in ("math", "coding")]
+    reference = [{"index": 0, "turns": [text(rng, 80), text(rng, 60)]}]
+    write_rows(files["mt_references"], ({"question_id": q["question_id"], "choices": reference} for q in refs))
+    return files
 
 
 def tiny_models(root: Path) -> dict[str, Path]:
@@ -215,10 +256,23 @@ def overrides(preset: str, fraction: Fraction, data: dict[str, Path], models: di
     args = [
         f"experiment={preset}",
         "logger=none",
-        "evaluation=none",
         "cache_verify=size",
         f"model.path={models['policy']}",
         "model.dtype=float32",
+    ]
+    # The paper's three judged suites on the files written here, 4 new tokens per answer, M0 (the tiny model) as
+    # the local judge reading its verdicts from log-probabilities; the judge-free metric on the validation rows.
+    args += [
+        "evaluation=mini",
+        "evaluation.suites=[alpaca_eval,arena_hard,mt_bench]",
+        f"evaluation.alpaca_eval.data={data['alpaca']}",
+        f"evaluation.arena_hard.questions={data['arena_questions']}",
+        f"evaluation.arena_hard.baseline_answers={data['arena_baseline']}",
+        f"evaluation.mt_bench.questions={data['mt_questions']}",
+        f"evaluation.mt_bench.reference_answers={data['mt_references']}",
+        *(f"evaluation.{suite}.max_new_tokens=4" for suite in ("alpaca_eval", "arena_hard", "mt_bench")),
+        "evaluation.judge.max_new_tokens=4",
+        f"evaluation.gold_likelihood.max_items={scaled('validation')}",
     ]
     if preset.startswith("paper_spa"):
         prompts = ",".join(str(max(4, round(n * fraction))) for n in PAPER["spa_prompts"])
@@ -306,8 +360,9 @@ def instrument(records: list[dict]) -> None:
     from trl import DPOTrainer, SFTTrainer
     from trl.experimental.cpo import CPOTrainer
 
-    from synpo import rewards
+    from synpo import judges, rewards
     from synpo.stage import Runner
+    from synpo.stages import gold_likelihood
 
     clock, rss = Clock(), RSS()
     GenerationMixin.generate = clock.wrap(GenerationMixin.generate)
@@ -317,6 +372,8 @@ def instrument(records: list[dict]) -> None:
     pairrm = rewards.pairrm_model_class()
     pairrm.forward = clock.wrap(pairrm.forward)
     rewards.ImplicitReward._answer_logps = staticmethod(clock.wrap(rewards.ImplicitReward._answer_logps))
+    judges.option_logprobs = clock.wrap(judges.option_logprobs)
+    gold_likelihood.mean_token_logps = clock.wrap(gold_likelihood.mean_token_logps)
     compute = Runner._compute
 
     def measured(self, stage, key, fn, config, inputs, entry):
