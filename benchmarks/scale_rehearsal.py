@@ -12,17 +12,22 @@ process: its peak memory is its own) the real `synpo experiment=<preset>` with:
 - synthetic hub data written here as local dataset folders `load_dataset` reads as it reads the hub's:
   UltraFeedback-like rows (~150-token instructions, 4 completions of ~400 tokens) and RefinedWeb-like documents (2M at
   full size, as corpus.max_documents) of 3 paragraphs of ~80 words;
-- every trainer capped at `max_steps=1` (batch 2) and every generation at 4 new tokens, evaluation off.
+- the paper's judged suites as files written here in the formats the suites read, at the same fraction of their sizes
+  (AlpacaEval 805 instructions with ~300-word baseline answers, Arena-Hard 500 questions with baseline answers,
+  MT-Bench 80 two-turn questions with reference answers for math and coding), M0 (the tiny Llama) as the local judge
+  reading its verdicts from log-probabilities, and the judge-free metric on the validation rows: `evaluate` and
+  `gold_likelihood` run on every model M0..MT as in a paper run;
+- every trainer capped at `max_steps=1` (batch 2) and every generation at 4 new tokens.
 
 Per stage (stages of the same name summed over iterations and betas) it prints the framework time (wall time of the
-stage minus the time inside `generate`, the trainers' `training_step` and the reward model's forward passes), the model
-time, the peak resident memory above the process's memory when the stage started (an RSS sampler, every 10 ms), the
-bytes the stage wrote to the cache, and the log-log slopes of framework time and memory against the item count (least
-squares over the fractions run: the largest ones, since fixed overheads flatten the slope at small counts). Memory
-slopes are only reported for stages whose increase reaches 16 MB at the largest fraction (below that it is allocator
-noise). The last line is `worst slope: S (stage)`; the exit status is 1 when a slope exceeds 1.2 or a run fails. The
-paper_mistral preset is followed by `synpo-report` on a synthetic 2 models x 6 betas x 4 iterations sweep made of
-copies of its largest run.
+stage minus the time inside `generate`, the trainers' `training_step`, the reward model's forward passes, the judge's
+option log-probabilities and the judge-free metric's forward passes), the model time, the peak resident memory above
+the process's memory when the stage started (an RSS sampler, every 10 ms), the bytes the stage wrote to the cache, and
+the log-log slopes of framework time and memory against the item count (least squares over the fractions run: the
+largest ones, since fixed overheads flatten the slope at small counts). Memory slopes are only reported for stages
+whose increase reaches 16 MB at the largest fraction (below that it is allocator noise). The last line is `worst
+slope: S (stage)`; the exit status is 1 when a slope exceeds 1.2 or a run fails. The paper_mistral preset is followed
+by `synpo-report` on a synthetic 2 models x 6 betas x 4 iterations sweep made of copies of its largest run.
 """
 
 from __future__ import annotations
