@@ -64,6 +64,17 @@ def seconds_computed(root: Path) -> float:
     return sum(json.loads(s.read_text())["seconds_computed"] for s in root.rglob("summary.json"))
 
 
+def simpo_seconds(root: Path) -> list[tuple[float, float]]:
+    """(stage seconds, training-loop seconds) of every SimPO stage computed under `root`: what an extra beta costs
+    beyond its job's overhead, and how much of that is the optimizer steps themselves."""
+    return [
+        (stage["seconds"], stage["counts"].get("train_seconds", 0.0))
+        for summary in root.rglob("summary.json")
+        for stage in json.loads(summary.read_text())["stages"]
+        if stage["stage"] == "simpo" and not stage["reused"]
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--betas", default="2,4,6")
@@ -91,6 +102,10 @@ def main() -> None:
         f"per-job overhead (wall less computed stages): sweep {sweep_overhead:.1f} s, independent runs "
         f"{sum(overheads) / len(overheads):.1f} s"
     )
+    simpo = simpo_seconds(work / "cached")
+    if simpo:
+        stage, loop = (sum(x) / len(simpo) for x in zip(*simpo, strict=True))
+        print(f"SimPO stage per beta: {stage:.1f} s, of which {loop:.1f} s the training loop (mean of {len(simpo)})")
     print("\nstages computed in the cached sweep (label: times):")
     for label, n in computed_stages(work / "cached").items():
         print(f"  {label}: {n}")
