@@ -8,7 +8,10 @@ per beta, each with an empty cache of its own. It prints both wall times, their 
 how many times each stage was computed in (a): every stage before SimPO once, and each job's overhead: its wall
 time less the seconds of the stages it computed (summary.json's `seconds_computed`): interpreter start-up, imports,
 config validation, model checks, reading cached entries. In (a) one process runs every job, so the imports are paid
-once; the printed figure is (a)'s total overhead divided by the number of jobs.
+once; the printed figure is (a)'s total overhead divided by the number of jobs. Also printed: the SimPO stage's
+seconds per beta (and its training loop's), and the stages before SimPO as timed in (a)'s first job and in each
+run of (b): the sides run one after the other, so on a shared machine a load change between them shows there, with
+the ratio recomputed at (b)'s timing of those stages.
 """
 
 from __future__ import annotations
@@ -64,6 +67,27 @@ def seconds_computed(root: Path) -> float:
     return sum(json.loads(s.read_text())["seconds_computed"] for s in root.rglob("summary.json"))
 
 
+def shared_seconds(root: Path) -> float:
+    """Seconds of the stages computed under `root` other than SimPO: the work every side does once per run."""
+    return sum(
+        stage["seconds"]
+        for summary in root.rglob("summary.json")
+        for stage in json.loads(summary.read_text())["stages"]
+        if stage["stage"] != "simpo" and not stage["reused"]
+    )
+
+
+def simpo_seconds(root: Path) -> list[tuple[float, float]]:
+    """(stage seconds, training-loop seconds) of every SimPO stage computed under `root`: what an extra beta costs
+    beyond its job's overhead, and how much of that is the optimizer steps themselves."""
+    return [
+        (stage["seconds"], stage["counts"].get("train_seconds", 0.0))
+        for summary in root.rglob("summary.json")
+        for stage in json.loads(summary.read_text())["stages"]
+        if stage["stage"] == "simpo" and not stage["reused"]
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--betas", default="2,4,6")
@@ -75,13 +99,14 @@ def main() -> None:
 
     (work / "cached").mkdir()
     cached = synpo(["-m", f"optimizer.beta={args.betas}", *SMALL], work / "cached", work / "cached" / "home")
-    independent, overheads = 0.0, []
+    independent, overheads, shared = 0.0, [], []
     for beta in betas:
         run = work / f"independent-{beta}"
         run.mkdir()
         wall = synpo([f"optimizer.beta={beta}", *SMALL], run, run / "home")
         independent += wall
         overheads.append(wall - seconds_computed(run))
+        shared.append(shared_seconds(run))
 
     print(f"sweep of {len(betas)} betas with the stage cache: {cached:8.1f} s")
     print(f"{len(betas)} independent runs without sharing:   {independent:8.1f} s")
@@ -91,6 +116,16 @@ def main() -> None:
         f"per-job overhead (wall less computed stages): sweep {sweep_overhead:.1f} s, independent runs "
         f"{sum(overheads) / len(overheads):.1f} s"
     )
+    first, mean = shared_seconds(work / "cached"), sum(shared) / len(shared)
+    print(
+        f"stages before SimPO: {first:.1f} s in the sweep's first job, {mean:.1f} s per independent run (mean); "
+        "a difference is the machine's load changing between the sides"
+    )
+    print(f"ratio with those stages at the independent runs' mean: {(cached - first + mean) / independent:.2f}")
+    simpo = simpo_seconds(work / "cached")
+    if simpo:
+        stage, loop = (sum(x) / len(simpo) for x in zip(*simpo, strict=True))
+        print(f"SimPO stage per beta: {stage:.1f} s, of which {loop:.1f} s the training loop (mean of {len(simpo)})")
     print("\nstages computed in the cached sweep (label: times):")
     for label, n in computed_stages(work / "cached").items():
         print(f"  {label}: {n}")
