@@ -79,6 +79,12 @@ class Context:
             self._models["judge"] = make_judge_client(self.judge_cfg, self.judge_default_model, "evaluation.judge")
         return self._models["judge"]
 
+    def close(self) -> None:
+        """Release the generator and the judge (each loads again on its next use)."""
+        for model in self._models.values():
+            model.close()
+        self._models.clear()
+
 
 def check_verdict(kind: str, cfg: EvaluationConfig) -> None:
     """An endpoint judge is asked only for what it can return: AlpacaEval's one-token verdict reads its top
@@ -162,24 +168,29 @@ def run(
     model_name = model_name or Path(model_path).name
     ctx = Context(model_path, model_name, dtype, generation, cfg.judge, judge_default_model, cfg.seed)
     results = {}
-    for kind in cfg.suites:
-        suite_cfg = getattr(cfg, kind)
-        ctx.work = Path(out_dir) / model_name / suite_cfg.name
-        log.info("evaluation: %s on %s", suite_cfg.name, model_name)
-        started = time.time()
-        out = SUITES[kind].evaluate(ctx, suite_cfg)
-        result = {
-            "suite": suite_cfg.name,
-            "benchmark": kind,
-            "model": model_name,
-            "model_path": str(model_path),
-            "n_items": out["n_items"],
-            "metrics": out["metrics"],
-            "generation": settings(out["generation"]),
-            "answer_termination": ctx.take_termination(),
-            "judge": {**settings(cfg.judge), "model": ctx.judge_name} if kind in JUDGED else None,
-            "config": settings(suite_cfg),
-            "seed": cfg.seed,
-        }
-        results[suite_cfg.name] = write_result(Path(out_dir) / model_name / f"{suite_cfg.name}.json", result, started)
+    try:
+        for kind in cfg.suites:
+            suite_cfg = getattr(cfg, kind)
+            ctx.work = Path(out_dir) / model_name / suite_cfg.name
+            log.info("evaluation: %s on %s", suite_cfg.name, model_name)
+            started = time.time()
+            out = SUITES[kind].evaluate(ctx, suite_cfg)
+            result = {
+                "suite": suite_cfg.name,
+                "benchmark": kind,
+                "model": model_name,
+                "model_path": str(model_path),
+                "n_items": out["n_items"],
+                "metrics": out["metrics"],
+                "generation": settings(out["generation"]),
+                "answer_termination": ctx.take_termination(),
+                "judge": {**settings(cfg.judge), "model": ctx.judge_name} if kind in JUDGED else None,
+                "config": settings(suite_cfg),
+                "seed": cfg.seed,
+            }
+            results[suite_cfg.name] = write_result(
+                Path(out_dir) / model_name / f"{suite_cfg.name}.json", result, started
+            )
+    finally:
+        ctx.close()
     return results

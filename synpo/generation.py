@@ -7,6 +7,18 @@ caller's order. The `vllm` backend hands the same token ids to a `vllm.LLM` engi
 paged KV cache); vLLM is imported only when selected, and a script that builds it needs an
 `if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
 
+A generator holds its engine until `close()`, and every stage uses it as a context manager
+(`with make_generator(...) as gen:`), so a generating stage ends with its memory returned: on one GPU the next
+stage trains on the same device. For `hf`, closing drops the model and empties PyTorch's CUDA cache. For `vllm`,
+whose V1 engine core runs in a child process that keeps the weights and the KV cache (`gpu_memory_utilization`
+of the device) and which deleting the `LLM` does not reliably stop, closing shuts the engine-core client down
+explicitly, which terminates and joins that process. This was chosen over generating in a spawned child of our
+own (as the shards do): the engine already lives in a child, so stopping it returns all of its memory without a
+second process, its start-up (importing vLLM and torch again) or shipping prompts and outputs across; what stays
+in the synpo process is the frontend (tokenizer, a CUDA context when CUDA was used here, which training needs
+anyway). The cost is the shutdown itself, a few seconds (SIGTERM, up to 5 s grace, then SIGKILL), and an engine
+start per stage, as before.
+
 With `generation.data_parallel_size` > 1, any backend is wrapped by `ShardedGenerator`: the prompts are cut into
 contiguous shards, each generated in its own spawned process by its own engine (on its own
 `tensor_parallel_size` GPUs), and the results concatenated in the original order. A shard starting at prompt
@@ -18,6 +30,7 @@ together, is deterministic for a given data_parallel_size.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import multiprocessing
@@ -71,6 +84,26 @@ class Generator:
         """Return `sampling.n` completions for each conversation, in input order."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release the engine now, not whenever the last reference goes: the next stage (training on the same
+        GPU) needs the memory. Drops the weights this generator holds (the hf backend's `model`) and returns the
+        freed CUDA blocks to the device. Idempotent; the generator cannot generate afterwards."""
+        vars(self).pop("model", None)
+        release_memory()
+
+    def __enter__(self) -> Generator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def release_memory() -> None:
+    """Collect what was just dropped and hand PyTorch's cached CUDA blocks back to the driver."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
 
 def make_generator(model_path: str, cfg: GenerationConfig, dtype: str = "float32") -> Generator:
     if cfg.backend not in BACKENDS:
@@ -111,8 +144,9 @@ def _generate_shard(model_path, cfg: dict, dtype, conversations, sampling: dict,
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
     if threads:
         torch.set_num_threads(threads)
-    generator = BACKENDS[cfg["backend"]](model_path, GenerationConfig(**cfg), dtype)
-    outputs = generator.generate(conversations, Sampling(**sampling), desc)
+    # Closed before the process exits, so a vllm shard's engine-core process is shut down, not orphaned.
+    with BACKENDS[cfg["backend"]](model_path, GenerationConfig(**cfg), dtype) as generator:
+        outputs = generator.generate(conversations, Sampling(**sampling), desc)
     Path(out).write_text(json.dumps({"outputs": outputs, "ended": generator.ended, "cut": generator.cut}))
 
 
@@ -143,14 +177,21 @@ class ShardedGenerator(Generator):
                 procs.append((k, proc, out))
             log.info("%s: %d prompts in %d shards", desc, len(conversations), len(procs))
             results: list[list[str]] = []
-            for k, proc, out in procs:
-                proc.join()
-                if proc.exitcode:
-                    raise RuntimeError(f"{desc}: generation shard {k} failed (exit code {proc.exitcode})")
-                shard = json.loads(out.read_text())
-                results.extend(shard["outputs"])
-                self.ended += shard["ended"]
-                self.cut += shard["cut"]
+            try:
+                for k, proc, out in procs:
+                    proc.join()
+                    if proc.exitcode:
+                        raise RuntimeError(f"{desc}: generation shard {k} failed (exit code {proc.exitcode})")
+                    shard = json.loads(out.read_text())
+                    results.extend(shard["outputs"])
+                    self.ended += shard["ended"]
+                    self.cut += shard["cut"]
+            finally:
+                # A failed shard (or an interrupt) stops the others: no engine outlives the call.
+                for _, proc, _ in procs:
+                    if proc.is_alive():
+                        proc.terminate()
+                    proc.join()
         return results
 
 
@@ -278,8 +319,26 @@ class VLLMGenerator(Generator):
             from vllm import LLM
         except ImportError as e:
             raise ImportError("generation=vllm needs vLLM: pip install 'synpo[vllm]' (CPU: `make test-vllm`)") from e
+        from vllm import envs
+
+        if not envs.VLLM_ENABLE_V1_MULTIPROCESSING:
+            log.warning(
+                "VLLM_ENABLE_V1_MULTIPROCESSING=0: the vLLM engine runs in this process, and closing it frees its "
+                "memory only as far as gc and torch.cuda.empty_cache can; a training stage after it may run out"
+            )
         self.tokenizer = load_tokenizer(model_path)
         self.llm = LLM(**vllm_engine_kwargs(model_path, cfg, dtype))
+
+    def close(self) -> None:
+        """Shut the engine down: vLLM 0.32's `LLM` has no shutdown of its own, and deleting it does not reliably
+        free its memory. The engine-core client's `shutdown()` stops the EngineCore process (SIGTERM, a 5 s grace,
+        then SIGKILL) and joins it, so everything that process held (weights, KV cache, its CUDA context) is
+        returned to the system before the next stage starts."""
+        llm = vars(self).pop("llm", None)
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+            del llm
+        super().close()
 
     def generate(self, conversations, sampling: Sampling, desc: str = "generate") -> list[list[str]]:
         from vllm import SamplingParams

@@ -70,6 +70,9 @@ class JudgeClient:
     def check_reachable(self) -> None:
         """Raise JudgeError when the judge cannot answer; loads no weights and sends no completion."""
 
+    def close(self) -> None:
+        """Release what the judge loaded (a local judge's model); it loads again if asked once more."""
+
     def _complete(self, todo: dict[str, list[dict]]) -> None:
         """Answer {key: messages}, storing each completion as soon as it arrives: a crash loses none paid for."""
         raise NotImplementedError
@@ -249,6 +252,11 @@ class LocalJudge(JudgeClient):
             check_loadable(self.model, f"{self.name}.model")
         except ModelError as e:
             raise JudgeError(str(e)) from e
+
+    def close(self) -> None:
+        if self._generator is not None:
+            self._generator.close()
+            self._generator = None
 
     def _load(self):
         from synpo.generation import make_generator

@@ -83,12 +83,81 @@ def embedded():
     )
 
 
+def started_since(before: set[int]) -> dict[int, tuple[str, int]]:
+    """{pid: (command line, resident bytes)} of the processes this one started since `before` (pids), but
+    multiprocessing's resource tracker, which lives until the interpreter exits and holds no engine."""
+    import psutil
+
+    found = {}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(proc.cmdline()) or proc.name()
+            if proc.pid not in before and "resource_tracker" not in cmdline and proc.status() != psutil.STATUS_ZOMBIE:
+                found[proc.pid] = (cmdline, proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+# First in the file, so that no engine of the module's shared fixture is running beside this test's own.
+@needs_vllm
+def test_a_vllm_generating_stage_leaves_no_engine_process_and_returns_its_memory(embedded, tmp_path):
+    import threading
+
+    import psutil
+    import vllm  # noqa: F401  (imported before the baseline: the stage imports it)
+
+    from synpo.io import read_jsonl, write_json, write_jsonl
+    from synpo.stages import answer
+
+    write_json(tmp_path / "m0" / "model.json", {"path": embedded})
+    write_jsonl(
+        tmp_path / "prompts" / "prompts.jsonl",
+        [{"id": f"p{i}", "prompt": c[-1]["content"]} for i, c in enumerate(CONVERSATIONS)],
+    )
+    config = {
+        "prompts_file": "prompts.jsonl",
+        "generation": {"backend": "vllm", "gpu_memory_utilization": 0.2},
+        "sampling": {"max_new_tokens": 8, "temperature": 0.0},
+        "system_prompt": None,
+        "dtype": "float32",
+    }
+    me = psutil.Process()
+    before, rss_before = {p.pid for p in me.children(recursive=True)}, me.memory_info().rss
+    seen: dict[int, tuple[str, int]] = {}
+    done = threading.Event()
+
+    def watch():  # the engine's processes and their peak resident memory, while the stage runs
+        while not done.wait(0.5):
+            for pid, (cmdline, rss) in started_since(before).items():
+                seen[pid] = (cmdline, max(rss, seen.get(pid, ("", 0))[1]))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        counts = answer.run(tmp_path / "out", config, model=tmp_path / "m0", prompts=tmp_path / "prompts")
+    finally:
+        done.set()
+        watcher.join()
+    assert len(read_jsonl(tmp_path / "out" / "answers.jsonl")) == len(CONVERSATIONS) and counts["answers"] == 3
+    engine_peak = sum(rss for _, rss in seen.values())
+    print(f"engine processes {[c for c, _ in seen.values()]}, peak {engine_peak / 2**30:.2f} GiB resident")
+    assert any("EngineCore" in cmdline for cmdline, _ in seen.values()), seen  # the stage did start an engine
+    assert engine_peak > 2**29  # the weights (0.5 GiB in float32) and the KV cache lived in the engine's process
+    # The stage returned: every process it started is gone (reaped, not a zombie) ...
+    assert started_since(before) == {}
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in seen)
+    # ... and this process kept little of the engine's memory: the frontend's tokenizer and buffers only.
+    grown = me.memory_info().rss - rss_before
+    print(f"test process grew by {grown / 2**30:.2f} GiB")
+    assert grown < engine_peak / 2
+
+
 @pytest.fixture(scope="module")
 def engine(embedded):
     # On CPU gpu_memory_utilization is the RAM vLLM reserves (weights, activations, then KV cache): 0.2 = 4.4 GiB here.
-    gen = make_generator(embedded, GenerationConfig(backend="vllm", gpu_memory_utilization=0.2))
-    yield gen
-    gen.llm.llm_engine.engine_core.shutdown()  # now, not at exit once pytest has closed the streams it logs to
+    with make_generator(embedded, GenerationConfig(backend="vllm", gpu_memory_utilization=0.2)) as gen:
+        yield gen  # closed now, not at exit once pytest has closed the streams vLLM logs to
 
 
 @needs_vllm

@@ -18,10 +18,9 @@ def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
     rows = read_jsonl(prompts / config["prompts_file"], ("id", "prompt"))
     if config.get("limit"):
         rows = rows[: config["limit"]]
-    gen = make_generator(model_from_artifact(model), GenerationConfig(**config["generation"]), config["dtype"])
-    outputs = gen.generate(
-        [chat(r["prompt"], config["system_prompt"]) for r in rows], Sampling(**config["sampling"]), desc="answer"
-    )
+    convs = [chat(r["prompt"], config["system_prompt"]) for r in rows]
+    with make_generator(model_from_artifact(model), GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+        outputs = gen.generate(convs, Sampling(**config["sampling"]), desc="answer")
     write_jsonl(
         out / "answers.jsonl",
         (

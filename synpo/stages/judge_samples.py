@@ -46,7 +46,10 @@ def run_logprobs(out: Path, config: dict, judge: Path, rows: list[dict], convs: 
         model_from_artifact(judge),
         "method.judging",
     )
-    scores = iter(map(expected_score, client.option_logprobs(convs, SCORE_OPTIONS, prefill=SCORE_LEAD_IN)))
+    try:
+        scores = iter(map(expected_score, client.option_logprobs(convs, SCORE_OPTIONS, prefill=SCORE_LEAD_IN)))
+    finally:
+        client.close()
     write_jsonl(out / "scores.jsonl", ({"id": r["id"], "scores": [next(scores) for _ in r["samples"]]} for r in rows))
     return {"answers": len(convs), "verdicts": len(convs), "unparsable": 0, "unscored_answers": 0}
 
@@ -57,14 +60,14 @@ def run(out: Path, config: dict, judge: Path, samples: Path) -> dict:
     convs = [chat(additive_judge_prompt(r["prompt"], a), config["system_prompt"]) for r in rows for a in r["samples"]]
     if judging.verdict == "logprobs":
         return run_logprobs(out, config, judge, rows, convs)
-    gen = make_generator(model_from_artifact(judge), GenerationConfig(**config["generation"]), config["dtype"])
     sampling = Sampling(
         max_new_tokens=judging.max_new_tokens,
         temperature=judging.temperature,
         n=judging.judgments,
         seed=config["seed"],
     )
-    verdicts = iter(gen.generate(convs, sampling, desc="judge own answers"))
+    with make_generator(model_from_artifact(judge), GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+        verdicts = iter(gen.generate(convs, sampling, desc="judge own answers"))
     judged, unparsable, unscored = [], 0, 0
     for r in rows:
         texts = [next(verdicts) for _ in r["samples"]]

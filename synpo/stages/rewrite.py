@@ -13,8 +13,9 @@ from synpo.templates import chat, improver_prompt
 
 def run(out: Path, config: dict, improver: Path, answers: Path) -> dict:
     rows = read_jsonl(answers / "answers.jsonl")
-    gen = make_generator(model_from_artifact(improver), GenerationConfig(**config["generation"]), config["dtype"])
     convs = [chat(improver_prompt(r["prompt"], r["answer"]), config["system_prompt"]) for r in rows]
-    outputs = gen.generate(convs, Sampling(**config["sampling"]), desc="rewrite")
+    path = model_from_artifact(improver)
+    with make_generator(path, GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+        outputs = gen.generate(convs, Sampling(**config["sampling"]), desc="rewrite")
     write_jsonl(out / "rewrites.jsonl", ({**r, "rewrite": o[0]} for r, o in zip(rows, outputs, strict=True)))
     return {"rewrites": len(rows), "empty": sum(not o[0] for o in outputs), **gen.termination()}

@@ -45,11 +45,12 @@ def run(out: Path, config: dict, model: Path, seed: Path) -> dict:
     rng = random.Random(config["sampling"]["seed"])
     examples = [rng.sample(questions, k) for _ in range(config["n"])]
     requests = [self_instruct_prompt(e) for e in examples]
-    gen = make_generator(model_from_artifact(model), GenerationConfig(**config["generation"]), config["dtype"])
     prefill = requests[0][1]
     # Every request has `examples` tasks, so every answer starts with the same "Task k+1:" and ends at the next.
     sampling = Sampling(**config["sampling"], stop=[f"Task {k + 2}:"], prefill=prefill)
-    outputs = gen.generate([chat(r, config["system_prompt"]) for r, _ in requests], sampling, desc="self-instruct")
+    convs = [chat(r, config["system_prompt"]) for r, _ in requests]
+    with make_generator(model_from_artifact(model), GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+        outputs = gen.generate(convs, sampling, desc="self-instruct")
     rules = PromptFilterConfig(**config["prompt_filter"])
     counts: Counter = Counter(generated=len(requests))
     kept, dropped, seen, limit = [], [], set(), config["max_rouge_l"]

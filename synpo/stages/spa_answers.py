@@ -21,9 +21,9 @@ def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
         {**r, "prompt": cut_prompt(tokenizer, r["prompt"], config["max_prompt_length"])}
         for r in read_jsonl(prompts / "prompts.jsonl", ("id", "prompt"))
     ]
-    gen = make_generator(path, GenerationConfig(**config["generation"]), config["dtype"])
     convs = [chat(r["prompt"], config["system_prompt"]) for r in rows]
-    outputs = gen.generate(convs, Sampling(**config["sampling"], n=2), desc="answer twice")
+    with make_generator(path, GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+        outputs = gen.generate(convs, Sampling(**config["sampling"], n=2), desc="answer twice")
     kept = [{**r, "answer_a": a, "answer_b": b} for r, (a, b) in zip(rows, outputs, strict=True) if a and b]
     dropped = [{**r, "answers": o, "reason": "empty"} for r, o in zip(rows, outputs, strict=True) if not all(o)]
     write_jsonl(out / "answers.jsonl", kept)

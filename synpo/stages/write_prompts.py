@@ -28,11 +28,12 @@ def check(question: str | None, reason: str, rules: PromptFilterConfig, seen: se
 
 def run(out: Path, config: dict, generator: Path, keywords: Path) -> dict:
     lists = read_jsonl(keywords / "keywords.jsonl")
-    gen = make_generator(model_from_artifact(generator), GenerationConfig(**config["generation"]), config["dtype"])
     # The answer is started with "<question>" and stopped at "</question>": only the question is needed.
     sampling = Sampling(**config["sampling"], stop=[QUESTION_STOP], prefill=QUESTION_START)
     convs = [chat(question_prompt(r["keywords"]), config["system_prompt"]) for r in lists]
-    outputs = gen.generate(convs, sampling, desc="write prompts")
+    path = model_from_artifact(generator)
+    with make_generator(path, GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+        outputs = gen.generate(convs, sampling, desc="write prompts")
     rules = PromptFilterConfig(**config["prompt_filter"])
     counts: Counter = Counter(generated=len(lists))
     kept, dropped, seen = [], [], set()
