@@ -2,7 +2,7 @@
 framework's own cost shows (issue #21).
 
     python benchmarks/scale_rehearsal.py --fraction 1/64 [--preset paper_mistral,paper_sampling_ranking_mistral]
-                                         [--points 3] [--workdir DIR] [--keep]
+                                         [--points 3] [--workdir DIR]
 
 For each preset, the fractions F/4, F/2 and F of the paper's counts (18k seed items, 50k prompts and 10k pairs per
 iteration, 1M corpus paragraphs, 500 validation items) each run in a subprocess of their own (fresh stage cache, fresh
