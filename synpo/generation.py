@@ -8,7 +8,7 @@ paged KV cache); vLLM is imported only when selected, and a script that builds i
 `if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
 
 A generator holds its engine until `close()`, and every stage uses it as a context manager
-(`with make_generator(...) as gen:`), so a generating stage ends with its memory returned: on one GPU the next
+(`with stage_generator(...) as gen:`), so a generating stage ends with its memory returned: on one GPU the next
 stage trains on the same device. For `hf`, closing drops the model and empties PyTorch's CUDA cache. For `vllm`,
 whose V1 engine core runs in a child process that keeps the weights and the KV cache (`gpu_memory_utilization`
 of the device) and which deleting the `LLM` does not reliably stop, closing shuts the engine-core client down
@@ -111,6 +111,11 @@ def make_generator(model_path: str, cfg: GenerationConfig, dtype: str = "float32
     if cfg.data_parallel_size > 1:
         return ShardedGenerator(model_path, cfg, dtype)
     return BACKENDS[cfg.backend](model_path, cfg, dtype)
+
+
+def stage_generator(model_path: str, config: dict) -> Generator:
+    """The generator a generating stage's config asks for: its `generation` settings and `dtype`."""
+    return make_generator(model_path, GenerationConfig(**config["generation"]), config["dtype"])
 
 
 def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:

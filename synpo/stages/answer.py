@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synpo.config import GenerationConfig
-from synpo.generation import Sampling, make_generator
+from synpo.generation import Sampling, stage_generator
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import model_from_artifact
 from synpo.templates import chat
@@ -19,7 +18,7 @@ def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
     if config.get("limit"):
         rows = rows[: config["limit"]]
     convs = [chat(r["prompt"], config["system_prompt"]) for r in rows]
-    with make_generator(model_from_artifact(model), GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+    with stage_generator(model_from_artifact(model), config) as gen:
         outputs = gen.generate(convs, Sampling(**config["sampling"]), desc="answer")
     write_jsonl(
         out / "answers.jsonl",

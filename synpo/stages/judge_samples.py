@@ -14,8 +14,8 @@ import logging
 import math
 from pathlib import Path
 
-from synpo.config import GenerationConfig, JudgingConfig
-from synpo.generation import Sampling, make_generator
+from synpo.config import JudgingConfig
+from synpo.generation import Sampling, stage_generator
 from synpo.io import read_jsonl, write_jsonl
 from synpo.judges import make_judge_client
 from synpo.models import model_from_artifact
@@ -66,7 +66,7 @@ def run(out: Path, config: dict, judge: Path, samples: Path) -> dict:
         n=judging.judgments,
         seed=config["seed"],
     )
-    with make_generator(model_from_artifact(judge), GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+    with stage_generator(model_from_artifact(judge), config) as gen:
         verdicts = iter(gen.generate(convs, sampling, desc="judge own answers"))
     judged, unparsable, unscored = [], 0, 0
     for r in rows:

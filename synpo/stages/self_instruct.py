@@ -11,9 +11,9 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from synpo.config import GenerationConfig, PromptFilterConfig
+from synpo.config import PromptFilterConfig
 from synpo.errors import DataError
-from synpo.generation import Sampling, make_generator
+from synpo.generation import Sampling, stage_generator
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import model_from_artifact
 from synpo.stages.write_prompts import check
@@ -49,7 +49,7 @@ def run(out: Path, config: dict, model: Path, seed: Path) -> dict:
     # Every request has `examples` tasks, so every answer starts with the same "Task k+1:" and ends at the next.
     sampling = Sampling(**config["sampling"], stop=[f"Task {k + 2}:"], prefill=prefill)
     convs = [chat(r, config["system_prompt"]) for r, _ in requests]
-    with make_generator(model_from_artifact(model), GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+    with stage_generator(model_from_artifact(model), config) as gen:
         outputs = gen.generate(convs, sampling, desc="self-instruct")
     rules = PromptFilterConfig(**config["prompt_filter"])
     counts: Counter = Counter(generated=len(requests))

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synpo.config import GenerationConfig
-from synpo.generation import Sampling, make_generator
+from synpo.generation import Sampling, stage_generator
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import load_tokenizer, model_from_artifact
 from synpo.templates import chat, cut_prompt
@@ -22,7 +21,7 @@ def run(out: Path, config: dict, model: Path, prompts: Path) -> dict:
         for r in read_jsonl(prompts / "prompts.jsonl", ("id", "prompt"))
     ]
     convs = [chat(r["prompt"], config["system_prompt"]) for r in rows]
-    with make_generator(path, GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+    with stage_generator(path, config) as gen:
         outputs = gen.generate(convs, Sampling(**config["sampling"], n=2), desc="answer twice")
     kept = [{**r, "answer_a": a, "answer_b": b} for r, (a, b) in zip(rows, outputs, strict=True) if a and b]
     dropped = [{**r, "answers": o, "reason": "empty"} for r, o in zip(rows, outputs, strict=True) if not all(o)]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from synpo.config import GenerationConfig, PromptFilterConfig
-from synpo.generation import Sampling, make_generator
+from synpo.config import PromptFilterConfig
+from synpo.generation import Sampling, stage_generator
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import model_from_artifact
 from synpo.templates import QUESTION_START, QUESTION_STOP, chat, parse_question, question_prompt
@@ -31,8 +31,7 @@ def run(out: Path, config: dict, generator: Path, keywords: Path) -> dict:
     # The answer is started with "<question>" and stopped at "</question>": only the question is needed.
     sampling = Sampling(**config["sampling"], stop=[QUESTION_STOP], prefill=QUESTION_START)
     convs = [chat(question_prompt(r["keywords"]), config["system_prompt"]) for r in lists]
-    path = model_from_artifact(generator)
-    with make_generator(path, GenerationConfig(**config["generation"]), config["dtype"]) as gen:
+    with stage_generator(model_from_artifact(generator), config) as gen:
         outputs = gen.generate(convs, sampling, desc="write prompts")
     rules = PromptFilterConfig(**config["prompt_filter"])
     counts: Counter = Counter(generated=len(lists))
