@@ -112,6 +112,17 @@ def test_sample_scores_are_streamed_not_held(tmp_path):
     assert peaks[1] < sizes[1] / 4, f"peak {peaks[1]} bytes for a {sizes[1]}-byte file: the answers were held"
 
 
+def test_a_row_with_one_sample_is_refused_before_the_reward_loads(tmp_path):
+    """The check streams over the file before `make_reward`: an unknown reward would fail there with a ValueError."""
+    rows = [{"id": f"p{i}", "prompt": "Q?", "samples": ["a", "b"]} for i in range(3)] + [
+        {"id": "short", "prompt": "Q?", "samples": ["a"]}
+    ]
+    write_jsonl(tmp_path / "samples" / "answers.jsonl", rows)
+    config = {"reward": {"name": "no_such_reward"}, "system_prompt": None}
+    with pytest.raises(DataError, match=r"answers\.jsonl: row 'short': every row needs at least two `samples`"):
+        score_samples.run(tmp_path / "out", config, samples=tmp_path / "samples", m0=tmp_path / "m0")
+
+
 def test_best_and_worst_refuses_ties_unscored_and_identical_answers():
     assert best_worst_pairs.best_and_worst(["a", "b", "c"], [1.0, 3.0, 3.0]) == (1, 0)
     assert best_worst_pairs.best_and_worst(["a", "b", "c"], [2.0, 2.0, 2.0]) == "tie"

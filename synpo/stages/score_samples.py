@@ -20,11 +20,9 @@ from synpo.rewards import Reward, make_reward
 CHUNK = 512
 
 
-def scored(rows: Iterator[dict], reward: Reward, counts: dict, source: Path) -> Iterator[dict]:
+def scored(rows: Iterator[dict], reward: Reward, counts: dict) -> Iterator[dict]:
     """{"id", "scores"} per row, scoring `CHUNK` rows at a time; `counts` is filled in as they go."""
     while chunk := list(islice(rows, CHUNK)):
-        if any(len(r.get("samples", [])) < 2 for r in chunk):
-            raise DataError(f"{source}: every row needs at least two `samples` to rank")
         scores = reward.sample_scores([r["prompt"] for r in chunk], [r["samples"] for r in chunk])
         for r, s in zip(chunk, scores, strict=True):
             counts["prompts"] += 1
@@ -35,8 +33,11 @@ def scored(rows: Iterator[dict], reward: Reward, counts: dict, source: Path) -> 
 
 def run(out: Path, config: dict, samples: Path, m0: Path) -> dict:
     source = samples / "answers.jsonl"
-    rows = iter_jsonl(source, ("id", "prompt"))
+    # A streaming pass first, so a row that cannot be ranked fails before the reward model loads.
+    for r in iter_jsonl(source, ("id", "prompt")):
+        if len(r.get("samples", [])) < 2:
+            raise DataError(f"{source}: row {r['id']!r}: every row needs at least two `samples` to rank")
     reward = make_reward(RewardConfig(**config["reward"]), model_from_artifact(m0), config["system_prompt"])
     counts = {"prompts": 0, "samples": 0, "unscored": 0}
-    write_jsonl(out / "scores.jsonl", scored(rows, reward, counts, source))
+    write_jsonl(out / "scores.jsonl", scored(iter_jsonl(source), reward, counts))
     return counts
