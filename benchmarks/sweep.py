@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 SYNPO = Path(sys.executable).parent / "synpo"
@@ -54,12 +55,17 @@ def synpo(args: list[str], cwd: Path, home: Path) -> float:
     return time.perf_counter() - start
 
 
+def stages(root: Path) -> Iterator[dict]:
+    """The stage records of every run summary under `root`."""
+    for summary in root.rglob("summary.json"):
+        yield from json.loads(summary.read_text())["stages"]
+
+
 def computed_stages(root: Path) -> Counter:
     """How many times each stage label was computed (not reused) over all summaries under `root`."""
     counts: Counter = Counter()
-    for summary in root.rglob("summary.json"):
-        for stage in json.loads(summary.read_text())["stages"]:
-            counts[stage["label"]] += not stage["reused"]
+    for stage in stages(root):
+        counts[stage["label"]] += not stage["reused"]
     return counts
 
 
@@ -69,12 +75,7 @@ def seconds_computed(root: Path) -> float:
 
 def shared_seconds(root: Path) -> float:
     """Seconds of the stages computed under `root` other than SimPO: the work every side does once per run."""
-    return sum(
-        stage["seconds"]
-        for summary in root.rglob("summary.json")
-        for stage in json.loads(summary.read_text())["stages"]
-        if stage["stage"] != "simpo" and not stage["reused"]
-    )
+    return sum(stage["seconds"] for stage in stages(root) if stage["stage"] != "simpo" and not stage["reused"])
 
 
 def simpo_seconds(root: Path) -> list[tuple[float, float]]:
@@ -82,8 +83,7 @@ def simpo_seconds(root: Path) -> list[tuple[float, float]]:
     beyond its job's overhead, and how much of that is the optimizer steps themselves."""
     return [
         (stage["seconds"], stage["counts"].get("train_seconds", 0.0))
-        for summary in root.rglob("summary.json")
-        for stage in json.loads(summary.read_text())["stages"]
+        for stage in stages(root)
         if stage["stage"] == "simpo" and not stage["reused"]
     ]
 
