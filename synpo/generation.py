@@ -44,6 +44,7 @@ from accelerate.utils import find_executable_batch_size
 from tqdm.auto import tqdm
 
 from synpo.config import GenerationConfig
+from synpo.cpu_inference import prepack_linears
 from synpo.models import load_causal_lm, load_tokenizer
 from synpo.registry import Registry
 
@@ -225,6 +226,8 @@ class HFGenerator(Generator):
         self.tokenizer = load_tokenizer(model_path)
         self.tokenizer.padding_side = "left"
         self.model = load_causal_lm(model_path, dtype)
+        packed = prepack_linears(self.model, cfg.batch_size)
+        log.debug("hf backend: %d linear layers prepacked for oneDNN", packed)
 
     def encode(self, conversations: list[list[dict]], prefill: str = "") -> list[list[int]]:
         return chat_prompt_ids(self.tokenizer, conversations, prefill)

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from synpo.config import RewardConfig
+from synpo.cpu_inference import prepack_linears
 from synpo.errors import ModelError
 from synpo.judges import as_judge_config, make_judge_client
 from synpo.models import check_loadable, load_causal_lm, load_tokenizer, torch_dtype
@@ -101,6 +102,7 @@ class SelfJudge(Reward):
         self.tokenizer = load_tokenizer(path)
         self.tokenizer.padding_side = "left"
         self.model = load_causal_lm(path, trust_remote_code=cfg.trust_remote_code)
+        prepack_linears(self.model)
         self.yes = self._token_id("Yes")
         self.no = self._token_id("No")
 
@@ -314,6 +316,7 @@ class PairRM(Reward):
         if self.tokenizer.unk_token_id in self.prefix_ids:
             raise ModelError(f"reward.model={path!r}: the tokenizer lacks PairRM's <|source|>/<|candidate|> tokens")
         self.model = pairrm_model_class().from_pretrained(path, dtype=torch_dtype(cfg.dtype)).eval()
+        prepack_linears(self.model)
 
     @torch.inference_mode()
     def logits(self, prompts: list[str], first: list[str], second: list[str]) -> list[float]:
@@ -388,6 +391,7 @@ class SequenceRM(Reward):
         self.model = AutoModelForSequenceClassification.from_pretrained(
             path, dtype=torch_dtype(cfg.dtype), trust_remote_code=cfg.trust_remote_code
         ).eval()
+        prepack_linears(self.model)
 
     def _free_pad_id(self, rows: list[list[int]]) -> int:
         """The tokenizer's pad id if no row contains it (ArmoRM's `[PAD]`), else the highest id of the embedding no
@@ -434,6 +438,8 @@ class ImplicitReward(Reward):
         self.tokenizer = load_tokenizer(cfg.model)
         self.policy = load_causal_lm(cfg.model, cfg.dtype, cfg.trust_remote_code)
         self.reference = load_causal_lm(cfg.reference or m0_path, cfg.dtype, cfg.trust_remote_code)
+        prepack_linears(self.policy)
+        prepack_linears(self.reference)
 
     def _encode(self, prompt: str, answer: str) -> tuple[list[int], int]:
         from trl.data_utils import maybe_apply_chat_template

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from synpo.cpu_inference import prepack_linears
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import load_causal_lm, load_tokenizer, model_from_artifact
 from synpo.templates import chat
@@ -41,6 +42,7 @@ def _encode(tokenizer, prompt: str, gold: str, system_prompt: str | None, max_le
 @torch.inference_mode()
 def mean_token_logps(model_path: str, rows: list[dict], system_prompt, max_length: int, dtype: str) -> list[dict]:
     tokenizer, model = load_tokenizer(model_path), load_causal_lm(model_path, dtype).eval()
+    prepack_linears(model, BATCH)
     encoded = [_encode(tokenizer, r["prompt"], r["gold"], system_prompt, max_length) for r in rows]
     out = []
     for start in range(0, len(encoded), BATCH):

@@ -1,0 +1,43 @@
+"""oneDNN-prepacked linear layers for frozen CPU models: the same numbers (to float rounding), the same state dict,
+the same greedy texts."""
+
+from __future__ import annotations
+
+import torch
+
+from synpo.cpu_inference import PackedLinear, prepack_linears
+from synpo.models import load_causal_lm, load_tokenizer
+
+
+def test_a_packed_linear_computes_and_saves_what_the_linear_did():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(48, 96)
+    x = torch.randn(3, 5, 48)
+    packed = PackedLinear(linear, batch_hint=16)
+    assert torch.allclose(packed(x), linear(x), atol=1e-5)
+    assert packed(x[0, :1]).shape == (1, 96)  # any number of rows, not only the hint
+    state, original = packed.state_dict(), linear.state_dict()
+    assert state.keys() == original.keys() and all(torch.equal(state[k], original[k]) for k in original)
+
+
+def test_prepacking_a_model_keeps_its_logits_and_greedy_text(tiny_model):
+    tokenizer, model = load_tokenizer(str(tiny_model)), load_causal_lm(str(tiny_model))
+    ids = torch.tensor([tokenizer("Name three rivers of Europe.")["input_ids"]])
+    with torch.inference_mode():
+        logits = model(ids).logits
+        text = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    linears = sum(type(m) is torch.nn.Linear for m in model.modules())
+
+    assert prepack_linears(model) == linears > 0
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    with torch.inference_mode():
+        assert torch.allclose(model(ids).logits, logits, atol=1e-4)
+        assert torch.equal(
+            model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id), text
+        )
+
+
+def test_a_half_precision_model_is_left_as_it_is(tiny_model):
+    model = load_causal_lm(str(tiny_model), "float16")
+    assert prepack_linears(model) == 0
+    assert any(type(m) is torch.nn.Linear for m in model.modules())
