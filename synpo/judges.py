@@ -196,14 +196,12 @@ def option_logprobs(model, prompts: list[list[int]], options: list[list[int]], p
     at once (a few positions), and the cache is cut back to the prompts. A prompt is thus read once, not once
     per option: on a judge prompt of 500 tokens and options of 1-3 tokens, the options cost next to nothing.
     """
-    import inspect
-
     import torch
     from transformers import DynamicCache
 
-    # The cache argument was renamed (`past_key_values` -> `cache`) within transformers 5.
+    from synpo.models import cache_kwarg
+
     cache = DynamicCache(config=model.config)
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     with torch.inference_mode():
         width = max(len(p) for p in prompts)
         ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
@@ -215,7 +213,7 @@ def option_logprobs(model, prompts: list[list[int]], options: list[list[int]], p
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
-            **{name: cache},
+            **cache_kwarg(model, cache),
         )
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         scores = torch.zeros(len(prompts), len(options))
@@ -228,7 +226,7 @@ def option_logprobs(model, prompts: list[list[int]], options: list[list[int]], p
                     attention_mask=torch.cat([mask, mask.new_ones(len(prompts), n)], dim=1),
                     position_ids=positions[:, -1:] + 1 + torch.arange(n),
                     use_cache=True,
-                    **{name: cache},
+                    **cache_kwarg(model, cache),
                 )
                 logps = torch.log_softmax(rest.logits.float(), dim=-1)
                 targets = torch.tensor([option[1:]] * len(prompts))

