@@ -1,11 +1,12 @@
 """Text generation behind one interface: chat conversations + sampling settings -> texts.
 
 Backends register by name (`generation.backend`). Both build prompts with `chat_prompt_ids`, so they see the
-same token ids. The `hf` backend batches transformers' `generate`: prompts are sorted by token length so a
-batch pads little, padded on the left, decoded with the KV cache under `inference_mode`, and returned in the
-caller's order. The `vllm` backend hands the same token ids to a `vllm.LLM` engine (continuous batching,
-paged KV cache); vLLM is imported only when selected, and a script that builds it needs an
-`if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
+same token ids. The `hf` backend batches transformers' `generate`: prompts are sorted by token length, padded
+on the left, prefilled a few rows at a time (each chunk padded only to its own widest prompt) into one KV cache,
+decoded as a batch under `inference_mode`, and returned in the caller's order; on CPU its linear layers run
+through oneDNN with prepacked weights (`synpo.cpu_inference`). The `vllm` backend hands the same token ids to a
+`vllm.LLM` engine (continuous batching, paged KV cache); vLLM is imported only when selected, and a script that
+builds it needs an `if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
 
 A generator holds its engine until `close()`, and every stage uses it as a context manager
 (`with stage_generator(...) as gen:`), so a generating stage ends with its memory returned: on one GPU the next
