@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from synpo.config import GenerationConfig
-from synpo.generation import PREFILL_ROWS, HFGenerator, Sampling, make_generator, prefilled_cache, truncate_at_stop
+from synpo.generation import (
+    PREFILL_ROWS,
+    HFGenerator,
+    Sampling,
+    even_batch_size,
+    make_generator,
+    prefilled_cache,
+    truncate_at_stop,
+)
 from synpo.templates import chat
 
 PROMPTS = ["Hi", "Name three rivers of Europe and their lengths.", "Why?", "Explain a hash map in detail please."]
@@ -68,6 +76,10 @@ def test_prefill_starts_every_output(generators):
     batched, _ = generators
     out = batched.generate([chat("q")], Sampling(max_new_tokens=4, temperature=0.0, prefill="<question>"))
     assert out[0][0].startswith("<question>")
+
+
+def test_prompts_are_cut_into_as_few_equal_batches_as_the_limit_allows():
+    assert [even_batch_size(n, 32) for n in (48, 96, 40, 33, 5, 1)] == [24, 32, 20, 17, 5, 1]
 
 
 def test_truncate_at_stop_cuts_at_the_first_stop_string():
