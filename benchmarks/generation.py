@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from synpo.config import GenerationConfig, ModelConfig
-from synpo.generation import Sampling, chat_prompt_ids, make_generator
+from synpo.generation import Generator, Sampling, chat_prompt_ids, make_generator
 from synpo.models import load_causal_lm, load_tokenizer, resolve_model
 from synpo.templates import chat
 
@@ -67,7 +67,7 @@ def seed_prompts(n: int) -> list[str]:
     return [json.loads(line)["prompt"] for line in lines[:n]]
 
 
-class Naive:
+class Naive(Generator):
     """The baseline: one prompt at a time through `model.generate`, transformers' defaults otherwise."""
 
     def __init__(self, model_path: str):
@@ -112,6 +112,7 @@ def main() -> None:
         f" {torch.get_num_threads()} threads"
     )
 
+    gflops = matmul_gflops()  # before any engine starts, and again after the last one has stopped
     rates, outputs = {}, {}
     for backend in args.backends.split(","):
         start = time.perf_counter()
@@ -127,6 +128,7 @@ def main() -> None:
         loaded = time.perf_counter()
         texts = [samples[0] for samples in gen.generate(conversations, sampling, desc=backend)]
         seconds = time.perf_counter() - loaded
+        gen.close()
         print(f"{backend}: start {loaded - start:.1f}s")
         tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
         rates[backend], outputs[backend] = tokens / seconds, texts
@@ -142,12 +144,12 @@ def main() -> None:
     if "hf" in rates and "vllm" in rates:
         print(f"hf / vllm = {rates['hf'] / rates['vllm']:.2f}")
     if "hf" in rates:
-        gflops = matmul_gflops()
+        gflops = max(gflops, matmul_gflops())
         per_token = 2 * sum(p.numel() for p in load_causal_lm(model_path).parameters()) / 1e9
         roof = gflops / per_token
         print(
-            f"roof: {gflops:.1f} GFLOPS fp32 (2048^2 matmul, now) / {per_token:.3f} GFLOP per token"
-            f" = {roof:.0f} tokens/s"
+            f"roof: {gflops:.1f} GFLOPS fp32 (2048^2 matmul, the higher of before and after)"
+            f" / {per_token:.3f} GFLOP per token = {roof:.0f} tokens/s"
         )
         print(f"hf share of roof: {rates['hf'] / roof:.2f}")
 

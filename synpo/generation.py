@@ -4,7 +4,7 @@ Backends register by name (`generation.backend`). Both build prompts with `chat_
 same token ids. The `hf` backend batches transformers' `generate`: prompts are sorted by token length, padded
 on the left, prefilled a few rows at a time (each chunk padded only to its own widest prompt) into one KV cache,
 decoded as a batch under `inference_mode`, and returned in the caller's order; on CPU its linear layers run
-through oneDNN with prepacked weights (`synpo.cpu_inference`). The `vllm` backend hands the same token ids to a
+through oneDNN with prepacked weights (`synpo.inference`). The `vllm` backend hands the same token ids to a
 `vllm.LLM` engine (continuous batching, paged KV cache); vLLM is imported only when selected, and a script that
 builds it needs an `if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
 
@@ -44,10 +44,9 @@ from pathlib import Path
 import torch
 from accelerate.utils import find_executable_batch_size
 from tqdm.auto import tqdm
-from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from synpo.config import GenerationConfig
-from synpo.cpu_inference import prepack_linears
+from synpo.inference import fold_gqa_decode, prepack_linears
 from synpo.models import cache_kwarg, load_causal_lm, load_tokenizer
 from synpo.registry import Registry
 
@@ -239,6 +238,8 @@ def prefilled_cache(model, rows: list[list[int]], pad: int, repeats: int = 1, ch
     with the positions it derives from the attention mask, which are the ones used here; each row's cache is
     repeated `repeats` times, as generate repeats its rows for `num_return_sequences`. None (generate prefills
     the padded batch itself) for models whose cache layers are not all plain full attention (sliding windows)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
     width = max(len(r) for r in rows) - 1
     layer_types = {type(layer) for layer in DynamicCache(config=model.config).layers}
     if min(len(r) for r in rows) < 2 or layer_types != {DynamicLayer}:
@@ -272,8 +273,8 @@ class HFGenerator(Generator):
         self.tokenizer = load_tokenizer(model_path)
         self.tokenizer.padding_side = "left"
         self.model = load_causal_lm(model_path, dtype)
-        packed = prepack_linears(self.model, cfg.batch_size)
-        log.debug("hf backend: %d linear layers prepacked for oneDNN", packed)
+        packed, folded = prepack_linears(self.model, cfg.batch_size), fold_gqa_decode(self.model)
+        log.debug("hf backend: %d linear layers prepacked for oneDNN; GQA decode folded here: %s", packed, folded)
 
     def encode(self, conversations: list[list[dict]], prefill: str = "") -> list[list[int]]:
         return chat_prompt_ids(self.tokenizer, conversations, prefill)

@@ -14,8 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from synpo.config import RewardConfig
-from synpo.cpu_inference import prepack_linears
 from synpo.errors import ModelError
+from synpo.inference import prepack_linears
 from synpo.judges import as_judge_config, make_judge_client
 from synpo.models import check_loadable, load_causal_lm, load_tokenizer, torch_dtype
 from synpo.registry import Registry

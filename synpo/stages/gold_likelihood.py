@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from synpo.cpu_inference import prepack_linears
+from synpo.inference import prepack_linears
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import load_causal_lm, load_tokenizer, model_from_artifact
 from synpo.templates import chat

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from synpo.cpu_inference import PackedLinear, prepack_linears
+from synpo.inference import GQA_DECODE, PackedLinear, fold_gqa_decode, prepack_linears
 from synpo.models import load_causal_lm, load_tokenizer
 
 
@@ -41,3 +41,15 @@ def test_a_half_precision_model_is_left_as_it_is(tiny_model):
     model = load_causal_lm(str(tiny_model), "float16")
     assert prepack_linears(model) == 0
     assert any(type(m) is torch.nn.Linear for m in model.modules())
+
+
+def test_folding_gqa_for_decoding_keeps_the_greedy_texts_of_a_left_padded_batch(tiny_model):
+    tokenizer, model = load_tokenizer(str(tiny_model)), load_causal_lm(str(tiny_model))
+    tokenizer.padding_side = "left"
+    batch = tokenizer(["Hi", "Name three rivers of Europe and their lengths."], return_tensors="pt", padding=True)
+    settings = {"max_new_tokens": 12, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+    with torch.inference_mode():
+        expected = model.generate(**batch, **settings)
+        assert fold_gqa_decode(model, force=True)
+        assert model.config._attn_implementation == GQA_DECODE and model.config.num_key_value_heads > 1
+        assert torch.equal(model.generate(**batch, **settings), expected)
