@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -15,4 +16,9 @@ def run(out: Path, config: dict, source: Path | None = None) -> dict:
         time.sleep(config["sleep"])
     if config.get("fail"):
         raise RuntimeError("stage failed")
-    return {"length": len(text) + len(config["value"])}
+    counts = {"length": len(text) + len(config["value"])}
+    if config.get("collect"):
+        t0 = time.perf_counter()
+        gc.collect()
+        counts["collect_seconds"] = time.perf_counter() - t0
+    return counts
