@@ -246,10 +246,7 @@ def prefilled_cache(model, rows: list[list[int]], pad: int, repeats: int = 1, ch
         return None
     parts = []
     for start in range(0, len(rows), chunk):
-        part = [r[:-1] for r in rows[start : start + chunk]]
-        w = max(len(r) for r in part)
-        mask = torch.tensor([[0] * (w - len(r)) + [1] * len(r) for r in part])
-        ids = torch.tensor([[pad] * (w - len(r)) + r for r in part])
+        ids, mask = left_padded([r[:-1] for r in rows[start : start + chunk]], pad)
         cache = DynamicCache(config=model.config)
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
         model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **cache_kwarg(model, cache))
@@ -259,6 +256,14 @@ def prefilled_cache(model, rows: list[list[int]], pad: int, repeats: int = 1, ch
         keys, values = (torch.cat(states).repeat_interleave(repeats, dim=0) for states in zip(*layer, strict=True))
         merged.update(keys, values, layer_idx)
     return merged
+
+
+def left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids padded on the left to the widest row, and their attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
 
 
 def pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
@@ -305,9 +310,8 @@ class HFGenerator(Generator):
     def _generate_batch(self, ids: list[list[int]], batch: list[int], sampling: Sampling, results: list) -> None:
         """Generate for the prompts `batch` (indices into ids), left padded, seeded by its first prompt's index."""
         pad = self.tokenizer.pad_token_id
-        width = max(len(ids[i]) for i in batch)
-        input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in batch])
-        mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch])
+        input_ids, mask = left_padded([ids[i] for i in batch], pad)
+        width = input_ids.shape[1]
         cache = prefilled_cache(self.model, [ids[i] for i in batch], pad, sampling.n)
         torch.manual_seed(sampling.seed + batch[0])
         out = self.model.generate(

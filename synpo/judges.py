@@ -199,13 +199,12 @@ def option_logprobs(model, prompts: list[list[int]], options: list[list[int]], p
     import torch
     from transformers import DynamicCache
 
+    from synpo.generation import left_padded
     from synpo.models import cache_kwarg
 
     cache = DynamicCache(config=model.config)
     with torch.inference_mode():
-        width = max(len(p) for p in prompts)
-        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        ids, mask = left_padded(prompts, pad_id)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = model(
             input_ids=ids,
