@@ -41,6 +41,12 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--prompts", type=int, default=48, help="seed prompts used (default: 48)")
     p.add_argument("--max-new-tokens", type=int, default=96, help="(default: 96, the CPU demo's answer length)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="every backend's weights (default: %(default)s, the CPU demo's model.dtype)",
+    )
     p.add_argument("--batch-size", type=int, default=GenerationConfig.batch_size, help="hf (default: %(default)s)")
     p.add_argument(
         "--gpu-memory-utilization",
@@ -70,8 +76,8 @@ def seed_prompts(n: int) -> list[str]:
 class Naive(Generator):
     """The baseline: one prompt at a time through `model.generate`, transformers' defaults otherwise."""
 
-    def __init__(self, model_path: str):
-        self.tokenizer, self.model = load_tokenizer(model_path), load_causal_lm(model_path)
+    def __init__(self, model_path: str, dtype: str):
+        self.tokenizer, self.model = load_tokenizer(model_path), load_causal_lm(model_path, dtype)
 
     @torch.inference_mode()
     def generate(self, conversations, sampling: Sampling, desc: str = "naive") -> list[list[str]]:
@@ -109,7 +115,7 @@ def main() -> None:
     sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0)
     print(
         f"{len(conversations)} prompts x up to {args.max_new_tokens} new tokens, greedy,"
-        f" {torch.get_num_threads()} threads"
+        f" {torch.get_num_threads()} threads, {args.dtype}"
     )
 
     gflops = matmul_gflops()  # before any engine starts, and again after the last one has stopped
@@ -117,13 +123,14 @@ def main() -> None:
     for backend in args.backends.split(","):
         start = time.perf_counter()
         if backend == "naive":
-            gen = Naive(model_path)
+            gen = Naive(model_path, args.dtype)
         else:
             gen = make_generator(
                 model_path,
                 GenerationConfig(
                     backend, batch_size=args.batch_size, gpu_memory_utilization=args.gpu_memory_utilization
                 ),
+                args.dtype,
             )
         loaded = time.perf_counter()
         texts = [samples[0] for samples in gen.generate(conversations, sampling, desc=backend)]

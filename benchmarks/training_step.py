@@ -1,6 +1,7 @@
 """The project's SimPO stage against TRL's CPOTrainer called directly, same pairs and settings, side by side.
 
     python benchmarks/training_step.py [--pairs 16] [--batch 4] [--max-length 256] [--repeats 2] [--tiny]
+                                       [--mixed-precision bf16]
 
 (a) direct: `CPOTrainer(loss_type="simpo", cpo_alpha=0)` built by hand on the rows, trained, the model saved (what
 a user of TRL alone writes to get a trained model); (b) stage: `synpo/stages/simpo.py`'s `run` on the same pairs
@@ -27,6 +28,8 @@ from distributed_step import embedded_model  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
 from trl.experimental.cpo import CPOConfig, CPOTrainer  # noqa: E402
 
+from synpo import distributed  # noqa: E402
+from synpo.config import DistributedConfig  # noqa: E402
 from synpo.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 from synpo.stages import simpo as simpo_stage  # noqa: E402
 from synpo.templates import chat  # noqa: E402
@@ -82,7 +85,8 @@ def direct(model: str, data: list[dict], args: argparse.Namespace, out: Path) ->
         warmup_steps=SETTINGS["warmup_ratio"],
         lr_scheduler_type=SETTINGS["lr_scheduler"],
         max_length=args.max_length,
-        bf16=False,
+        bf16=args.mixed_precision == "bf16",
+        use_cpu=True,
         **{CHECKPOINTING: False},  # TRL turns gradient checkpointing on by default; the stage's default is off
         dataloader_pin_memory=False,
         logging_steps=1,
@@ -130,9 +134,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="pairs per optimizer step (one process, no accumulation)")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("no", "bf16"),
+        default="no",
+        help="both sides: bf16 autocast (what distributed=single_bf16 gives the CPU experiments) (default: no)",
+    )
     parser.add_argument("--tiny", action="store_true", help="a 2-layer random Llama instead of the 135M model")
     parser.add_argument("--model", help="default: the embedded SmolLM2-135M (or its tokenizer with --tiny)")
     args = parser.parse_args()
+    distributed.configure(DistributedConfig(mixed_precision=args.mixed_precision))
     data = pairs(args.pairs)
     best: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="synpo-train-bench-") as tmp:
@@ -146,7 +157,10 @@ def main() -> None:
                 if name not in best or result["wall"] < best[name]["wall"]:
                     best[name] = result
     tokens = best["direct TRL CPOTrainer"]["tokens"]
-    print(f"\nSimPO on {model}: {len(data)} pairs, batch {args.batch}, max length {args.max_length}, {tokens} tokens")
+    print(
+        f"\nSimPO on {model}: {len(data)} pairs, batch {args.batch}, max length {args.max_length}, {tokens} tokens,"
+        f" mixed precision {args.mixed_precision}"
+    )
     print(f"{'':<24} {'steps':>5} {'s/step (loop)':>14} {'tokens/s':>9} {'wall s':>8}")
     for name, r in best.items():
         print(

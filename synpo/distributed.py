@@ -54,6 +54,20 @@ def active() -> DistributedConfig:
     return _active
 
 
+def mixed_precision(d: DistributedConfig | None = None) -> str:
+    """`distributed.mixed_precision` with `auto` resolved for the device the trainers run on."""
+    d = d or _active
+    if d.mixed_precision != "auto":
+        return d.mixed_precision
+    import torch
+
+    if d.launcher == "accelerate" and d.device == "cuda" or d.launcher == "inprocess" and torch.cuda.is_available():
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    else:
+        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if native else "no"
+
+
 def world_size(d: DistributedConfig | None = None) -> int:
     d = d or _active
     return 1 if d.launcher == "inprocess" else d.processes_per_machine * d.num_machines
@@ -110,7 +124,7 @@ def accelerate_config(d: DistributedConfig) -> dict:
         "downcast_bf16": "no",
         "machine_rank": 0,
         "main_training_function": "main",
-        "mixed_precision": d.mixed_precision,
+        "mixed_precision": mixed_precision(d),
         "num_machines": d.num_machines,
         # accelerate counts the processes of all machines.
         "num_processes": world_size(d),
@@ -152,7 +166,7 @@ def accelerate_command(d: DistributedConfig, config_file: Path, spec: Path, rank
     """The `accelerate launch` command one machine runs (`python -m synpo.train_worker launch` builds it)."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
     cmd += ["--num_processes", str(world_size(d)), "--num_machines", str(d.num_machines)]
-    cmd += ["--machine_rank", str(rank), "--mixed_precision", d.mixed_precision, "--dynamo_backend", "no"]
+    cmd += ["--machine_rank", str(rank), "--mixed_precision", mixed_precision(d), "--dynamo_backend", "no"]
     if d.num_machines > 1:
         cmd += ["--main_process_ip", str(d.main_process_ip), "--main_process_port", str(d.main_process_port or 29500)]
     else:

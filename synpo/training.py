@@ -18,6 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
@@ -68,6 +69,7 @@ def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
     """TrainingArguments shared by every trainer. `batch_size` is global: per device x processes x accumulation."""
     launch = distributed.active()
     accumulation = distributed.check_batch("trainer", cfg.batch_size, cfg.per_device_batch_size, launch)
+    precision = distributed.mixed_precision(launch)
     return dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.per_device_batch_size,
@@ -80,9 +82,10 @@ def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
         weight_decay=cfg.weight_decay,
         max_length=cfg.max_length,
         **{CHECKPOINTING: cfg.gradient_checkpointing},
-        bf16=launch.mixed_precision == "bf16",
-        fp16=launch.mixed_precision == "fp16",
-        use_cpu=launch.launcher == "accelerate" and launch.device == "cpu",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        # transformers refuses bf16 on a CPU-only machine unless told it trains on the CPU.
+        use_cpu=launch.device == "cpu" if launch.launcher == "accelerate" else not torch.cuda.is_available(),
         dataloader_pin_memory=False,
         logging_steps=1,
         save_strategy="steps" if cfg.save_steps else "no",
