@@ -46,7 +46,7 @@ from accelerate.utils import find_executable_batch_size
 from tqdm.auto import tqdm
 
 from synpo.config import GenerationConfig
-from synpo.inference import fold_gqa_decode, prepack_linears
+from synpo.inference import BufferedLayer, fold_gqa_decode, prepack_linears
 from synpo.models import cache_kwarg, load_causal_lm, load_tokenizer
 from synpo.registry import Registry
 
@@ -231,13 +231,16 @@ def truncate_at_stop(text: str, stop: list[str]) -> str:
 PREFILL_ROWS = 4
 
 
-def prefilled_cache(model, rows: list[list[int]], pad: int, repeats: int = 1, chunk: int = PREFILL_ROWS):
+def prefilled_cache(
+    model, rows: list[list[int]], pad: int, repeats: int = 1, chunk: int = PREFILL_ROWS, headroom: int = 0
+):
     """The KV cache of each row's prompt but its last token, left padded to the batch's widest, computed `chunk`
     rows at a time (the rows come sorted by length), so the prompt's prefill pays for little padding while the
     decode still runs the whole batch. `generate` then feeds the last prompt token and continues from this cache,
     with the positions it derives from the attention mask, which are the ones used here; each row's cache is
-    repeated `repeats` times, as generate repeats its rows for `num_return_sequences`. None (generate prefills
-    the padded batch itself) for models whose cache layers are not all plain full attention (sliding windows)."""
+    repeated `repeats` times, as generate repeats its rows for `num_return_sequences`. Its layers are written in
+    place (`BufferedLayer`) with room for `headroom` more positions (the new tokens). None (generate prefills the
+    padded batch itself) for models whose cache layers are not all plain full attention (sliding windows)."""
     from transformers.cache_utils import DynamicCache, DynamicLayer
 
     width = max(len(r) for r in rows) - 1
@@ -252,6 +255,7 @@ def prefilled_cache(model, rows: list[list[int]], pad: int, repeats: int = 1, ch
         model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **cache_kwarg(model, cache))
         parts.append([(pad_left(layer.keys, width), pad_left(layer.values, width)) for layer in cache.layers])
     merged = DynamicCache(config=model.config)
+    merged.layers = [BufferedLayer(headroom) for _ in merged.layers]
     for layer_idx, layer in enumerate(zip(*parts, strict=True)):
         keys, values = (torch.cat(states).repeat_interleave(repeats, dim=0) for states in zip(*layer, strict=True))
         merged.update(keys, values, layer_idx)
@@ -312,7 +316,7 @@ class HFGenerator(Generator):
         pad = self.tokenizer.pad_token_id
         input_ids, mask = left_padded([ids[i] for i in batch], pad)
         width = input_ids.shape[1]
-        cache = prefilled_cache(self.model, [ids[i] for i in batch], pad, sampling.n)
+        cache = prefilled_cache(self.model, [ids[i] for i in batch], pad, sampling.n, headroom=sampling.max_new_tokens)
         torch.manual_seed(sampling.seed + batch[0])
         out = self.model.generate(
             input_ids=input_ids,

@@ -53,3 +53,29 @@ def test_folding_gqa_for_decoding_keeps_the_greedy_texts_of_a_left_padded_batch(
         assert fold_gqa_decode(model, force=True)
         assert model.config._attn_implementation == GQA_DECODE and model.config.num_key_value_heads > 1
         assert torch.equal(model.generate(**batch, **settings), expected)
+
+
+def test_a_buffered_cache_layer_holds_what_a_dynamic_layer_holds_through_updates_crops_and_reorders():
+    from transformers.cache_utils import DynamicLayer
+
+    from synpo.inference import BufferedLayer
+
+    torch.manual_seed(0)
+    buffered, dynamic = BufferedLayer(headroom=2), DynamicLayer()
+    steps = [torch.randn(3, 2, n, 4) for n in (5, 1, 1, 1, 1)]  # a prefill, then past the headroom
+
+    def both(action):
+        for layer in (buffered, dynamic):
+            action(layer)
+        assert torch.equal(buffered.keys, dynamic.keys) and torch.equal(buffered.values, dynamic.values)
+        assert buffered.get_seq_length() == dynamic.get_seq_length()
+
+    for states in steps:
+        both(lambda layer, s=states: layer.update(s, -s))
+    assert buffered.keys.data_ptr() == buffered.buffers[0].data_ptr()  # a view, not a copy
+    both(lambda layer: layer.crop(-2))
+    both(lambda layer: layer.update(steps[1], steps[1]))
+    both(lambda layer: layer.batch_select_indices(torch.tensor([2, 0])))
+    both(lambda layer: layer.update(steps[1][:2], steps[1][:2]))
+    both(lambda layer: layer.batch_repeat_interleave(2))
+    both(lambda layer: layer.update(steps[2].repeat(2, 1, 1, 1)[:4], steps[2].repeat(2, 1, 1, 1)[:4]))
