@@ -86,7 +86,7 @@ def direct(model: str, data: list[dict], args: argparse.Namespace, out: Path) ->
         lr_scheduler_type=SETTINGS["lr_scheduler"],
         max_length=args.max_length,
         bf16=args.mixed_precision == "bf16",
-        use_cpu=True,
+        use_cpu=not distributed.on_cuda(),  # as the stage's trainer: transformers wants it for bf16 on a CPU
         **{CHECKPOINTING: False},  # TRL turns gradient checkpointing on by default; the stage's default is off
         dataloader_pin_memory=False,
         logging_steps=1,

@@ -54,14 +54,22 @@ def active() -> DistributedConfig:
     return _active
 
 
+def on_cuda(d: DistributedConfig | None = None) -> bool:
+    """Whether the trainers run on CUDA devices: the launched ones on `device`, the in-process one where CUDA is."""
+    import torch
+
+    d = d or _active
+    return d.device == "cuda" if d.launcher == "accelerate" else torch.cuda.is_available()
+
+
 def mixed_precision(d: DistributedConfig | None = None) -> str:
     """`distributed.mixed_precision` with `auto` resolved for the device the trainers run on."""
+    import torch
+
     d = d or _active
     if d.mixed_precision != "auto":
         return d.mixed_precision
-    import torch
-
-    if d.launcher == "accelerate" and d.device == "cuda" or d.launcher == "inprocess" and torch.cuda.is_available():
+    if on_cuda(d):
         native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     else:
         native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()

@@ -18,7 +18,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 from transformers import ProgressCallback, TrainerCallback, TrainingArguments
 
@@ -85,7 +84,7 @@ def _common_args(cfg: TrainerConfig, out: Path, seed: int) -> dict:
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         # transformers refuses bf16 on a CPU-only machine unless told it trains on the CPU.
-        use_cpu=launch.device == "cpu" if launch.launcher == "accelerate" else not torch.cuda.is_available(),
+        use_cpu=not distributed.on_cuda(launch),
         dataloader_pin_memory=False,
         logging_steps=1,
         save_strategy="steps" if cfg.save_steps else "no",

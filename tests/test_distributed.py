@@ -252,3 +252,16 @@ def test_torchs_fully_shard_on_two_gloo_processes_trains_like_one_process():
     sharded = json.loads(result.stdout.strip().splitlines()[-1])
     assert sharded["parameter_type"] == "DTensor"
     assert sharded["losses"] == pytest.approx(losses(tiny_llama()), abs=1e-5)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the resolution on a machine without CUDA")
+def test_auto_mixed_precision_reaches_accelerate_resolved_and_never_bf16_for_a_missing_gpu(tmp_path, single):
+    cpu = distributed.configure(composed("distributed=ddp_cpu", "distributed.mixed_precision=auto").distributed)
+    gpu = dataclasses.replace(cpu, device="cuda")
+    assert distributed.mixed_precision(gpu) == "no" and not distributed.on_cuda(cpu) and distributed.on_cuda(gpu)
+    resolved = distributed.mixed_precision(cpu)
+    assert resolved in ("bf16", "no") and distributed.accelerate_config(cpu)["mixed_precision"] == resolved
+    command = distributed.accelerate_command(cpu, tmp_path / "accelerate.yaml", tmp_path / "spec.json", 0)
+    assert command[command.index("--mixed_precision") + 1] == resolved
+    explicit = dataclasses.replace(cpu, mixed_precision="fp16")
+    assert distributed.mixed_precision(explicit) == "fp16"

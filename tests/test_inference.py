@@ -1,11 +1,12 @@
 """oneDNN-prepacked linear layers for frozen CPU models: the same numbers (to float rounding), the same state dict,
-the same greedy texts."""
+the same greedy texts; the GQA decode fold; the KV cache layer written in place."""
 
 from __future__ import annotations
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
-from synpo.inference import GQA_DECODE, PackedLinear, fold_gqa_decode, prepack_linears
+from synpo.inference import GQA_DECODE, BufferedLayer, PackedLinear, fold_gqa_decode, prepack_linears
 from synpo.models import load_causal_lm, load_tokenizer
 
 
@@ -56,10 +57,6 @@ def test_folding_gqa_for_decoding_keeps_the_greedy_texts_of_a_left_padded_batch(
 
 
 def test_a_buffered_cache_layer_holds_what_a_dynamic_layer_holds_through_updates_crops_and_reorders():
-    from transformers.cache_utils import DynamicLayer
-
-    from synpo.inference import BufferedLayer
-
     torch.manual_seed(0)
     buffered, dynamic = BufferedLayer(headroom=2), DynamicLayer()
     steps = [torch.randn(3, 2, n, 4) for n in (5, 1, 1, 1, 1)]  # a prefill, then past the headroom
