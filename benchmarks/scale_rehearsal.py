@@ -380,7 +380,7 @@ def instrument(records: list[dict]) -> None:
             cls.training_step = clock.wrap(cls.training_step)
     pairrm = rewards.pairrm_model_class()
     pairrm.forward = clock.wrap(pairrm.forward)
-    rewards.ImplicitReward._answer_logps = staticmethod(clock.wrap(rewards.ImplicitReward._answer_logps))
+    rewards.answer_logps = clock.wrap(rewards.answer_logps)
     judges.option_logprobs = clock.wrap(judges.option_logprobs)
     gold_likelihood.mean_token_logps = clock.wrap(gold_likelihood.mean_token_logps)
     compute = Runner._compute

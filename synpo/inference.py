@@ -127,3 +127,26 @@ class BufferedLayer(DynamicLayer):
         if self.buffers is None or self.buffers[0].shape[0] != states.shape[0] or self.buffers[0].shape[-2] < end:
             return False
         return self.get_seq_length() == 0 or self.keys.data_ptr() == self.buffers[0].data_ptr()
+
+
+def pad_right(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows as one right-padded batch and its attention mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return ids, mask
+
+
+def answer_logps(model, ids: torch.Tensor, mask: torch.Tensor, starts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of a right-padded batch, the sum of the log-probabilities of its tokens from `starts[row]` on (the
+    answer after its prompt) and their count. The output head runs only on the positions that predict an answer
+    token (`logits_to_keep`), and each log-probability is logit - logsumexp, so no (rows x positions x vocabulary)
+    log-softmax is written: on a 49k vocabulary the head and that array are a fifth of a forward pass."""
+    width = ids.shape[1]
+    keep = width - min(starts) + 1  # position t predicts token t + 1: from the earliest answer start - 1 on
+    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, :-1].float()
+    targets = ids[:, width - keep + 1 :]
+    token_logps = logits.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
+    positions = torch.arange(width - keep + 1, width)
+    answer = mask[:, width - keep + 1 :].bool() & (positions[None, :] >= torch.tensor(starts)[:, None])
+    return (token_logps * answer).sum(-1), answer.sum(-1)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from synpo.config import RewardConfig
 from synpo.errors import ModelError
-from synpo.inference import prepack_linears
+from synpo.inference import answer_logps, pad_right, prepack_linears
 from synpo.judges import as_judge_config, make_judge_client
 from synpo.models import check_loadable, load_causal_lm, load_tokenizer, torch_dtype
 from synpo.registry import Registry
@@ -101,7 +101,7 @@ class SelfJudge(Reward):
         self.system_prompt = system_prompt
         self.tokenizer = load_tokenizer(path)
         self.tokenizer.padding_side = "left"
-        self.model = load_causal_lm(path, trust_remote_code=cfg.trust_remote_code)
+        self.model = load_causal_lm(path, cfg.dtype, cfg.trust_remote_code)
         prepack_linears(self.model)
         self.yes = self._token_id("Yes")
         self.no = self._token_id("No")
@@ -126,18 +126,11 @@ class SelfJudge(Reward):
             width = max(len(encoded[i]) for i in batch)
             ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])
             mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
-            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -1, :]
+            logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1, :]
             pair = torch.log_softmax(logits[:, [self.yes, self.no]].float(), dim=-1)
             for j, i in enumerate(batch):
                 scores[i] = float(pair[j, 0].exp())
         return scores
-
-
-def _pad_right(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    return ids, mask
 
 
 JUDGE_PAIRWISE_TEMPLATE = """Please act as an impartial judge and compare the two answers to the user question below. \
@@ -328,7 +321,7 @@ class PairRM(Reward):
         out = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="pairrm", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            ids, mask = _pad_right([encoded[i] for i in batch], self.tokenizer.pad_token_id)
+            ids, mask = pad_right([encoded[i] for i in batch], self.tokenizer.pad_token_id)
             for i, value in zip(batch, self.model(ids, mask, self.prefix_ids).float().tolist(), strict=True):
                 out[i] = value
         return out
@@ -413,7 +406,7 @@ class SequenceRM(Reward):
         scores = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="score", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            ids, mask = _pad_right([encoded[i] for i in batch], pad)
+            ids, mask = pad_right([encoded[i] for i in batch], pad)
             output = self.model(input_ids=ids, attention_mask=mask)
             values = output.score if getattr(output, "score", None) is not None else output.logits[:, 0]
             for i, value in zip(batch, values.reshape(len(batch), -1)[:, 0].float().tolist(), strict=True):
@@ -451,16 +444,6 @@ class ImplicitReward(Reward):
         prompt_ids = prompt_ids[-(self.cfg.max_length // 2) :]
         return (prompt_ids + answer_ids)[: self.cfg.max_length], len(prompt_ids)
 
-    @staticmethod
-    def _answer_logps(model, ids: torch.Tensor, mask: torch.Tensor, starts: list[int]) -> torch.Tensor:
-        logps = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), dim=-1)
-        token_logps = logps.gather(-1, ids[:, 1:, None])[..., 0]
-        # Position t predicts token t + 1: the answer's tokens are those from its start on, padding excluded.
-        answer = mask[:, 1:].clone()
-        for row, start in enumerate(starts):
-            answer[row, : start - 1] = 0
-        return (token_logps * answer).sum(-1)
-
     @torch.inference_mode()
     def score(self, prompts: list[str], answers: list[str]) -> list[float]:
         encoded = [self._encode(p, a) for p, a in zip(prompts, answers, strict=True)]
@@ -468,10 +451,10 @@ class ImplicitReward(Reward):
         scores = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="implicit", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            ids, mask = _pad_right([encoded[i][0] for i in batch], self.tokenizer.pad_token_id)
+            ids, mask = pad_right([encoded[i][0] for i in batch], self.tokenizer.pad_token_id)
             starts = [encoded[i][1] for i in batch]
-            policy = self._answer_logps(self.policy, ids, mask, starts)
-            diff = policy - self._answer_logps(self.reference, ids, mask, starts)
+            policy = answer_logps(self.policy, ids, mask, starts)[0]
+            diff = policy - answer_logps(self.reference, ids, mask, starts)[0]
             for i, value in zip(batch, diff.tolist(), strict=True):
                 scores[i] = value
         return scores

@@ -312,6 +312,18 @@ def test_implicit_reward_is_the_policy_reference_log_ratio(tiny_model, tiny_refe
         make_reward(RewardConfig(name="implicit"), str(tiny_reference))
 
 
-def test_self_judge_still_scores_probabilities(tiny_model):
-    scores = make_reward(RewardConfig(name="self_judge"), str(tiny_model)).score(PROMPTS, GOOD)
-    assert all(0.0 < s < 1.0 for s in scores)
+def test_self_judge_scores_are_p_yes_over_yes_and_no_at_the_answers_end(tiny_model):
+    from synpo.rewards import self_judge_ids
+
+    reward = make_reward(RewardConfig(name="self_judge", batch_size=2), str(tiny_model))
+    scores = reward.score(PROMPTS + PROMPTS, GOOD + BAD)  # batches of rows of different lengths, left padded
+    lm, tokenizer = load_causal_lm(str(tiny_model)), load_tokenizer(str(tiny_model))
+    yes, no = (tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("Yes", "No"))
+    for prompt, answer, score in zip(PROMPTS + PROMPTS, GOOD + BAD, scores, strict=True):
+        ids = self_judge_ids(tokenizer, 768, prompt, answer, None)
+        with torch.no_grad():
+            logits = lm(input_ids=torch.tensor([ids])).logits[0, -1].double()
+        assert score == pytest.approx(float(torch.softmax(logits[[yes, no]], -1)[0]), abs=1e-4)
+    bf16 = make_reward(RewardConfig(name="self_judge", dtype="bfloat16"), str(tiny_model))
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16  # reward.dtype reaches the judge model
+    assert bf16.score(PROMPTS, GOOD) == pytest.approx(scores[:2], abs=0.05)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from synpo.inference import prepack_linears
+from synpo.inference import answer_logps, pad_right, prepack_linears
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import load_causal_lm, load_tokenizer, model_from_artifact
 from synpo.templates import chat
@@ -44,20 +44,15 @@ def mean_token_logps(model_path: str, rows: list[dict], system_prompt, max_lengt
     tokenizer, model = load_tokenizer(model_path), load_causal_lm(model_path, dtype).eval()
     prepack_linears(model, BATCH)
     encoded = [_encode(tokenizer, r["prompt"], r["gold"], system_prompt, max_length) for r in rows]
-    out = []
-    for start in range(0, len(encoded), BATCH):
-        batch = encoded[start : start + BATCH]
-        width = max(len(ids) for ids, _ in batch)
-        ids = torch.tensor([i + [tokenizer.pad_token_id] * (width - len(i)) for i, _ in batch])
-        mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
-        logps = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), dim=-1)
-        token_logps = logps.gather(-1, ids[:, 1:, None])[..., 0]
-        answer = mask[:, 1:].clone()  # position t predicts token t + 1: the answer's from its start on
-        for row, (_, first) in enumerate(batch):
-            answer[row, : first - 1] = 0
-        sums, counts = (token_logps * answer).sum(-1), answer.sum(-1)
-        out += [{"mean_logp": float(s / c), "tokens": int(c)} for s, c in zip(sums, counts, strict=True)]
-    return [{"id": r["id"], **o} for r, o in zip(rows, out, strict=True)]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # batches of similar lengths pad less
+    out: list[dict] = [{}] * len(rows)
+    for start in range(0, len(order), BATCH):
+        batch = order[start : start + BATCH]
+        ids, mask = pad_right([encoded[i][0] for i in batch], tokenizer.pad_token_id)
+        sums, counts = answer_logps(model, ids, mask, [encoded[i][1] for i in batch])
+        for i, s, c in zip(batch, sums, counts, strict=True):
+            out[i] = {"id": rows[i]["id"], "mean_logp": float(s / c), "tokens": int(c)}
+    return out
 
 
 def run(out: Path, config: dict, model: Path, seeds: Path) -> dict:
