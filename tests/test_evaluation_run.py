@@ -51,6 +51,18 @@ def test_mini_lm_eval_tasks_run_through_lm_eval(tiny_model, tmp_path):
     assert saved["answer_termination"] is None
 
 
+def test_the_lm_eval_task_index_is_built_once_and_only_over_include_path_when_it_holds_every_task():
+    from synpo.evaluation import open_llm
+
+    cfg = EvaluationConfig().lm_eval  # the mini tasks, in include_path
+    manager = open_llm.task_manager(cfg.include_path, open_llm.lm_eval_tasks(cfg))
+    assert sorted(manager.all_tasks) == ["lm_eval_mini_gen", "lm_eval_mini_mc"]  # lm-eval's ~15k not indexed
+    assert open_llm.task_manager(cfg.include_path, open_llm.lm_eval_tasks(cfg)) is manager
+    cfg.tasks = ["mini_mc", "arc"]  # a task of lm-eval's own: the full index, the folder's tasks included
+    full = open_llm.task_manager(cfg.include_path, open_llm.lm_eval_tasks(cfg))
+    assert {"arc_challenge", "lm_eval_mini_mc"} <= set(full.all_tasks)
+
+
 def test_judged_mini_suites_end_to_end_with_a_tiny_policy_and_judge(tiny_model, tmp_path, monkeypatch):
     cfg = judged_config(tiny_model, limit=3)
     results = evaluation.run(str(tiny_model), cfg, tmp_path, GEN, model_name="tiny")
