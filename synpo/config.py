@@ -279,6 +279,8 @@ class JudgeConfig:
     # Seconds before the first retry; doubled after each failed attempt.
     retry_backoff: float = rng(1.0, ge=0)
     timeout: float = rng(60.0, gt=0)
+    # `local` only: the judge model's weights (bfloat16: about 1.5x faster forward passes on a CPU with native bf16).
+    dtype: str = choice("float32", *DTYPES)
     # Conversations per local generate batch, or HTTP requests in flight.
     batch_size: int = rng(8, ge=1)
     # JSONL cache of (messages, settings) -> completion, so a rerun pays nothing twice; None = no cache.
@@ -368,6 +370,10 @@ class GenerationConfig:
     # until its longest answer ends; a batch that runs out of memory is retried smaller (accelerate's
     # find_executable_batch_size).
     batch_size: int = rng(32, ge=1)
+    # The generating model's weights; None = model.dtype (what it trains in). bfloat16 on a CPU with native bf16
+    # (AVX512-BF16 / AMX) reads half the bytes a step: 48 prompts x 96 tokens on SmolLM2-135M ran at 243 against
+    # 177 tokens/s in fp32 (2 threads), with other texts than fp32's (greedy: 6 of 48 the same).
+    dtype: str | None = choice(None, *DTYPES)
     # vLLM only (selected with generation=vllm): GPUs one engine spans.
     tensor_parallel_size: int = rng(1, ge=1)
     gpu_memory_utilization: float = rng(0.9, gt=0, le=1)

@@ -109,6 +109,8 @@ def release_memory() -> None:
 
 
 def make_generator(model_path: str, cfg: GenerationConfig, dtype: str = "float32") -> Generator:
+    """The backend `cfg` names, its weights in `generation.dtype`, else in `dtype` (the model's)."""
+    dtype = cfg.dtype or dtype
     if cfg.backend not in BACKENDS:
         raise ValueError(f"generation.backend={cfg.backend!r}: available backends are {sorted(BACKENDS)}")
     if cfg.data_parallel_size > 1:

@@ -260,7 +260,7 @@ class LocalJudge(JudgeClient):
 
         if self._generator is None:
             gen_cfg = GenerationConfig(temperature=self.cfg.temperature, batch_size=self.cfg.batch_size)
-            self._generator = make_generator(self.model, gen_cfg)
+            self._generator = make_generator(self.model, gen_cfg, self.cfg.dtype)
         return self._generator
 
     def _complete(self, todo: dict[str, list[dict]]) -> None:

@@ -87,6 +87,17 @@ def test_truncate_at_stop_cuts_at_the_first_stop_string():
     assert truncate_at_stop("abc", ["</q>"]) == "abc"
 
 
+def test_generation_dtype_sets_the_generating_weights_and_none_keeps_the_models(tiny_model):
+    import torch
+
+    def weights(cfg: GenerationConfig, dtype: str) -> torch.dtype:
+        with make_generator(str(tiny_model), cfg, dtype) as gen:
+            return next(gen.model.parameters()).dtype
+
+    assert weights(GenerationConfig(dtype="bfloat16"), "float32") == torch.bfloat16
+    assert weights(GenerationConfig(), "bfloat16") == torch.bfloat16  # None: model.dtype, as before
+
+
 def test_unknown_backend_names_the_choices(tiny_model):
     with pytest.raises(ValueError, match=r"generation.backend='nope'.*\['hf', 'vllm'\]"):
         make_generator(str(tiny_model), GenerationConfig(backend="nope"))

@@ -196,6 +196,16 @@ def test_local_judge_starts_its_answer_with_the_verdict_prefill(tiny_model):
     assert plain._key(messages[0]) != prefilled._key(messages[0])
 
 
+def test_local_judge_loads_its_model_in_judge_dtype(tiny_model):
+    import torch
+
+    judge = make_judge_client(JudgeConfig(dtype="bfloat16"), str(tiny_model))
+    messages = [[{"role": "user", "content": "Is 2 + 2 = 4? Answer Yes or No."}]]
+    assert len(judge.option_logprobs(messages, ["Yes", "No"])[0]) == 2
+    assert next(judge._generator.model.parameters()).dtype == torch.bfloat16
+    judge.close()
+
+
 def test_openai_judge_refuses_a_verdict_prefill():
     with pytest.raises(JudgeError, match="reward.judge.verdict_prefill"):
         make_judge_client(
