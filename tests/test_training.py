@@ -81,6 +81,49 @@ def test_sft_learns_the_completion(tiny_model, tmp_path, capsys, caplog):
     assert after > before + 1.0
 
 
+def test_the_cpu_sft_loss_is_trls_on_the_same_batch_and_covers_the_completion_only(tiny_model, tmp_path):
+    """On the CPU the SFT loss is the model's own cross-entropy, not TRL's fused LM head: the same value on the same
+    batch, the mean over the tokens TRL's collator labels, which are the completion's (prompt and padding -100)."""
+    from datasets import Dataset
+    from trl import SFTConfig as TRLSFTConfig
+
+    from synpo.training import sft_trainer_class
+
+    rows = [
+        {"prompt": chat("Capital of France?"), "completion": [{"role": "assistant", "content": "Paris."}]},
+        {"prompt": chat("Name a long river."), "completion": [{"role": "assistant", "content": "The Nile, 6,650 km."}]},
+    ]
+    args = TRLSFTConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, completion_only_loss=True, report_to="none",
+        use_cpu=True, max_length=128,
+    )  # fmt: skip
+    tokenizer = load_tokenizer(str(tiny_model))
+
+    def trainer(cuda: bool):
+        model = load_causal_lm(str(tiny_model))
+        return sft_trainer_class(cuda)(
+            model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        )
+
+    trl_side, cpu_side = trainer(cuda=True), trainer(cuda=False)
+    assert type(trl_side).__name__ == "SFTTrainer" and type(cpu_side).__name__ == "CPUSFTTrainer"
+    batch = next(iter(cpu_side.get_train_dataloader()))
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()
+    with torch.no_grad():
+        ours = cpu_side.compute_loss(cpu_side.model, dict(batch))
+        theirs = trl_side.compute_loss(trl_side.model, dict(batch))
+        logits = cpu_side.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert float(ours) == pytest.approx(float(theirs), abs=1e-5)
+    labels = batch["labels"][:, 1:]
+    by_hand = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels.flatten(), ignore_index=-100)
+    assert float(ours) == pytest.approx(float(by_hand), abs=1e-5)
+    for row, labelled in zip(rows, batch["labels"], strict=True):  # the prompt, with its generation prompt, unlabelled
+        prompt = len(
+            tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)["input_ids"]
+        )
+        assert (labelled[:prompt] == -100).all() and (labelled[prompt] != -100)
+
+
 LONG_PROMPT = "Background: " + " ".join(f"fact{i} is noted." for i in range(80)) + " Question: which fact is last?"
 
 
