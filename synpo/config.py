@@ -109,6 +109,9 @@ def check_object(obj, key: str) -> None:
 
 
 DTYPES = ("float32", "bfloat16", "float16")
+# Inference weights (generation, reward, judge) may also be `bfloat16_if_native`: bf16 where the device computes it
+# natively (synpo.models.native_bf16), else float32, so a CPU without AVX512-BF16 / AMX does not emulate bf16.
+INFERENCE_DTYPES = (*DTYPES, "bfloat16_if_native")
 # `reward.name`: the rewards of synpo/rewards.py (a test keeps the two the same).
 REWARDS = ("self_judge", "judge", "pairrm", "armorm", "implicit")
 VERDICTS = ("generate", "logprobs")
@@ -243,7 +246,7 @@ class RewardConfig:
     batch_size: int = rng(8, ge=1)
     max_length: int = rng(768, ge=1)
     # Weights of the reward models that run here (bfloat16 for ArmoRM on a GPU).
-    dtype: str = choice("float32", *DTYPES)
+    dtype: str = choice("float32", *INFERENCE_DTYPES)
     trust_remote_code: bool = False
     # `judge` only: the LLM judge (a local model, M0 by default, or an OpenAI-compatible endpoint).
     judge: JudgeConfig = field(default_factory=lambda: JudgeConfig())
@@ -280,7 +283,7 @@ class JudgeConfig:
     retry_backoff: float = rng(1.0, ge=0)
     timeout: float = rng(60.0, gt=0)
     # `local` only: the judge model's weights (bfloat16: about 1.5x faster forward passes on a CPU with native bf16).
-    dtype: str = choice("float32", *DTYPES)
+    dtype: str = choice("float32", *INFERENCE_DTYPES)
     # Conversations per local generate batch, or HTTP requests in flight.
     batch_size: int = rng(8, ge=1)
     # JSONL cache of (messages, settings) -> completion, so a rerun pays nothing twice; None = no cache.
@@ -373,7 +376,7 @@ class GenerationConfig:
     # The generating model's weights; None = model.dtype (what it trains in). bfloat16 on a CPU with native bf16
     # (AVX512-BF16 / AMX) reads half the bytes a step: 48 prompts x 96 tokens on SmolLM2-135M ran at 243 against
     # 177 tokens/s in fp32 (2 threads), with other texts than fp32's (greedy: 6 of 48 the same).
-    dtype: str | None = choice(None, *DTYPES)
+    dtype: str | None = choice(None, *INFERENCE_DTYPES)
     # vLLM only (selected with generation=vllm): GPUs one engine spans.
     tensor_parallel_size: int = rng(1, ge=1)
     gpu_memory_utilization: float = rng(0.9, gt=0, le=1)

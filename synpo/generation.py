@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from synpo.config import GenerationConfig
 from synpo.inference import BufferedLayer, fold_gqa_decode, prepack_linears
-from synpo.models import cache_kwarg, load_causal_lm, load_tokenizer
+from synpo.models import cache_kwarg, load_causal_lm, load_tokenizer, resolve_dtype
 from synpo.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -349,7 +349,7 @@ def vllm_engine_kwargs(model_path: str, cfg: GenerationConfig, dtype: str, cuda:
     """Arguments of `vllm.LLM`, kept apart so the config mapping is tested where vLLM is not installed."""
     kwargs = {
         "model": model_path,
-        "dtype": dtype,
+        "dtype": resolve_dtype(dtype),
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
     }

@@ -67,9 +67,24 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def native_bf16() -> bool:
+    """Whether the device models run on computes bf16 natively: a CUDA GPU with bf16, else a CPU with AVX512-BF16 or
+    AMX (elsewhere bf16 matmuls are emulated, slower than fp32)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_dtype(name: str) -> str:
+    """`bfloat16_if_native` (the CPU experiments' inference weights) as bfloat16 or float32 for this machine."""
+    if name == "bfloat16_if_native":
+        return "bfloat16" if native_bf16() else "float32"
+    return name
+
+
 def torch_dtype(name: str) -> torch.dtype:
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[resolve_dtype(name)]
     except KeyError:
         raise ModelError(f"model.dtype={name!r}: expected float32, bfloat16 or float16") from None
 

@@ -98,6 +98,19 @@ def test_generation_dtype_sets_the_generating_weights_and_none_keeps_the_models(
     assert weights(GenerationConfig(), "bfloat16") == torch.bfloat16  # None: model.dtype, as before
 
 
+def test_bfloat16_if_native_is_float32_where_bf16_would_be_emulated(tiny_model, monkeypatch):
+    import torch
+
+    from synpo import models
+
+    cfg = GenerationConfig(dtype="bfloat16_if_native")
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(models, "native_bf16", lambda native=native: native)
+        assert models.resolve_dtype("bfloat16_if_native") == str(expected).removeprefix("torch.")
+        with make_generator(str(tiny_model), cfg, "float32") as gen:
+            assert next(gen.model.parameters()).dtype == expected
+
+
 def test_unknown_backend_names_the_choices(tiny_model):
     with pytest.raises(ValueError, match=r"generation.backend='nope'.*\['hf', 'vllm'\]"):
         make_generator(str(tiny_model), GenerationConfig(backend="nope"))
