@@ -64,16 +64,12 @@ def on_cuda(d: DistributedConfig | None = None) -> bool:
 
 def mixed_precision(d: DistributedConfig | None = None) -> str:
     """`distributed.mixed_precision` with `auto` resolved for the device the trainers run on."""
-    import torch
+    from synpo.models import native_bf16
 
     d = d or _active
     if d.mixed_precision != "auto":
         return d.mixed_precision
-    if on_cuda(d):
-        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    else:
-        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return "bf16" if native else "no"
+    return "bf16" if native_bf16(on_cuda(d)) else "no"
 
 
 def world_size(d: DistributedConfig | None = None) -> int:

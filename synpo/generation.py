@@ -46,7 +46,7 @@ from accelerate.utils import find_executable_batch_size
 from tqdm.auto import tqdm
 
 from synpo.config import GenerationConfig
-from synpo.inference import BufferedLayer, fold_gqa_decode, prepack_linears
+from synpo.inference import BufferedLayer, fold_gqa_decode, left_padded, prepack_linears
 from synpo.models import cache_kwarg, load_causal_lm, load_tokenizer, resolve_dtype
 from synpo.registry import Registry
 
@@ -262,14 +262,6 @@ def prefilled_cache(
         keys, values = (torch.cat(states).repeat_interleave(repeats, dim=0) for states in zip(*layer, strict=True))
         merged.update(keys, values, layer_idx)
     return merged
-
-
-def left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids padded on the left to the widest row, and their attention mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-    return ids, mask
 
 
 def pad_left(states: torch.Tensor, width: int) -> torch.Tensor:

@@ -199,7 +199,7 @@ def option_logprobs(model, prompts: list[list[int]], options: list[list[int]], p
     import torch
     from transformers import DynamicCache
 
-    from synpo.generation import left_padded
+    from synpo.inference import left_padded
     from synpo.models import cache_kwarg
 
     cache = DynamicCache(config=model.config)

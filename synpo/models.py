@@ -67,11 +67,11 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def native_bf16() -> bool:
-    """Whether the device models run on computes bf16 natively: a CUDA GPU with bf16, else a CPU with AVX512-BF16 or
-    AMX (elsewhere bf16 matmuls are emulated, slower than fp32)."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+def native_bf16(cuda: bool | None = None) -> bool:
+    """Whether the device computes bf16 natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX (elsewhere bf16
+    matmuls are emulated, slower than fp32). `cuda`: the device is a GPU; None = where models load, CUDA if any."""
+    if torch.cuda.is_available() if cuda is None else cuda:
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 

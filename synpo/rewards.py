@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from synpo.config import RewardConfig
 from synpo.errors import ModelError
-from synpo.inference import answer_logps, pad_right, prepack_linears
+from synpo.inference import answer_logps, left_padded, prepack_linears, right_padded
 from synpo.judges import as_judge_config, make_judge_client
 from synpo.models import check_loadable, load_causal_lm, load_tokenizer, torch_dtype
 from synpo.registry import Registry
@@ -123,9 +123,7 @@ class SelfJudge(Reward):
         pad = self.tokenizer.pad_token_id
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="score", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            width = max(len(encoded[i]) for i in batch)
-            ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])
-            mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
+            ids, mask = left_padded([encoded[i] for i in batch], pad)
             logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1, :]
             pair = torch.log_softmax(logits[:, [self.yes, self.no]].float(), dim=-1)
             for j, i in enumerate(batch):
@@ -321,7 +319,7 @@ class PairRM(Reward):
         out = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="pairrm", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            ids, mask = pad_right([encoded[i] for i in batch], self.tokenizer.pad_token_id)
+            ids, mask = right_padded([encoded[i] for i in batch], self.tokenizer.pad_token_id)
             for i, value in zip(batch, self.model(ids, mask, self.prefix_ids).float().tolist(), strict=True):
                 out[i] = value
         return out
@@ -406,7 +404,7 @@ class SequenceRM(Reward):
         scores = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="score", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            ids, mask = pad_right([encoded[i] for i in batch], pad)
+            ids, mask = right_padded([encoded[i] for i in batch], pad)
             output = self.model(input_ids=ids, attention_mask=mask)
             values = output.score if getattr(output, "score", None) is not None else output.logits[:, 0]
             for i, value in zip(batch, values.reshape(len(batch), -1)[:, 0].float().tolist(), strict=True):
@@ -451,7 +449,7 @@ class ImplicitReward(Reward):
         scores = [0.0] * len(encoded)
         for start in tqdm(range(0, len(order), self.cfg.batch_size), desc="implicit", leave=False):
             batch = order[start : start + self.cfg.batch_size]
-            ids, mask = pad_right([encoded[i][0] for i in batch], self.tokenizer.pad_token_id)
+            ids, mask = right_padded([encoded[i][0] for i in batch], self.tokenizer.pad_token_id)
             starts = [encoded[i][1] for i in batch]
             policy = answer_logps(self.policy, ids, mask, starts)[0]
             diff = policy - answer_logps(self.reference, ids, mask, starts)[0]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from synpo.inference import answer_logps, pad_right, prepack_linears
+from synpo.inference import answer_logps, prepack_linears, right_padded
 from synpo.io import read_jsonl, write_jsonl
 from synpo.models import load_causal_lm, load_tokenizer, model_from_artifact
 from synpo.templates import chat
@@ -48,7 +48,7 @@ def mean_token_logps(model_path: str, rows: list[dict], system_prompt, max_lengt
     out: list[dict] = [{}] * len(rows)
     for start in range(0, len(order), BATCH):
         batch = order[start : start + BATCH]
-        ids, mask = pad_right([encoded[i][0] for i in batch], tokenizer.pad_token_id)
+        ids, mask = right_padded([encoded[i][0] for i in batch], tokenizer.pad_token_id)
         sums, counts = answer_logps(model, ids, mask, [encoded[i][1] for i in batch])
         for i, s, c in zip(batch, sums, counts, strict=True):
             out[i] = {"id": rows[i]["id"], "mean_logp": float(s / c), "tokens": int(c)}
