@@ -1,6 +1,6 @@
 """Generated tokens per second of the generation backends against a naive one-prompt-at-a-time `model.generate`
-loop, on the embedded SmolLM2-135M, the same seed prompts and greedy settings, measured side by side in one run
-(so that machine load affects every side alike).
+loop, on the embedded SmolLM2-135M, the same seed prompts and settings (greedy unless `--temperature`), measured
+side by side in one run (so that machine load affects every side alike).
 
     .venv/bin/python benchmarks/generation.py                              # naive vs hf
     .venv-vllm/bin/python benchmarks/generation.py --backends hf,vllm --gpu-memory-utilization 0.2  # vLLM, CPU
@@ -63,6 +63,13 @@ def parse_args() -> argparse.Namespace:
         help="vllm; on CPU the fraction of RAM reserved, e.g. 0.2 (default: %(default)s)",
     )
     p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0 is greedy (texts compared); above 0 every side samples (the demo: 0.7) and texts are not compared"
+        " (default: %(default)s)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=torch.get_num_threads(),
@@ -94,7 +101,8 @@ class Naive(Generator):
             out = self.model.generate(
                 torch.tensor([ids]),
                 max_new_tokens=sampling.max_new_tokens,
-                do_sample=False,
+                do_sample=sampling.temperature > 0,
+                temperature=sampling.temperature or None,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
             texts.append([self.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip()])
@@ -120,9 +128,10 @@ def main() -> None:
     )
     tokenizer = load_tokenizer(model_path)
     conversations = [chat(p, SYSTEM_PROMPT) for p in seed_prompts(args.prompts)]
-    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.0)
+    sampling = Sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    mode = f"sampled at temperature {args.temperature}" if args.temperature > 0 else "greedy"
     print(
-        f"{len(conversations)} prompts x up to {args.max_new_tokens} new tokens, greedy,"
+        f"{len(conversations)} prompts x up to {args.max_new_tokens} new tokens, {mode},"
         f" {torch.get_num_threads()} threads, {args.dtype}"
     )
 
@@ -154,10 +163,8 @@ def main() -> None:
     base, *others = rates
     for backend in others:
         same = sum(a == b for a, b in zip(outputs[backend], outputs[base], strict=True))
-        print(
-            f"{backend} / {base} = {rates[backend] / rates[base]:.2f}x "
-            f"(greedy texts identical for {same}/{len(conversations)} prompts)"
-        )
+        compared = f"greedy texts identical for {same}/{len(conversations)} prompts" if not args.temperature else mode
+        print(f"{backend} / {base} = {rates[backend] / rates[base]:.2f}x ({compared})")
     if "hf" in rates and "vllm" in rates:
         print(f"hf / vllm = {rates['hf'] / rates['vllm']:.2f}")
     if "hf" in rates:

@@ -495,7 +495,8 @@ def report(preset: str, fractions: list[Fraction], results: list[dict]) -> list[
         # At the paper's counts: framework time = a + b x fitted on the two largest fractions (a: the fixed per-call
         # cost, model loading and trainer set-up; b x: the part that grows with the data, linearly when the slope
         # passes); memory grown with its slope where measured, else as is.
-        (x1, t1), (x2, t2) = [(x, r["framework"]) for x, r in zip(xs, rows, strict=True)][-2:]
+        # One fraction: no growing part to fit, so framework time is extrapolated as linear in the items.
+        (x1, t1), (x2, t2) = ([(0.0, 0.0)] + [(x, r["framework"]) for x, r in zip(xs, rows, strict=True)])[-2:]
         per_item = max(0.0, (t2 - t1) / (x2 - x1))
         full_t = max(t2 - per_item * x2, 0.0) + per_item * scale ** max(1.0, st or 1.0) * x2
         full_m = last["memory"] * scale ** max(0.0, sm or 0.0)

@@ -3,10 +3,10 @@
 Backends register by name (`generation.backend`). Both build prompts with `chat_prompt_ids`, so they see the
 same token ids. The `hf` backend batches transformers' `generate`: prompts are sorted by token length, padded
 on the left, prefilled a few rows at a time (each chunk padded only to its own widest prompt) into one KV cache,
-decoded as a batch under `inference_mode`, and returned in the caller's order; on CPU its linear layers run
-through oneDNN with prepacked weights (`synpo.inference`). The `vllm` backend hands the same token ids to a
-`vllm.LLM` engine (continuous batching, paged KV cache); vLLM is imported only when selected, and a script that
-builds it needs an `if __name__ == "__main__":` guard, because the engine runs in a spawned subprocess.
+decoded as a batch under `inference_mode` (sampled by `RowSampler`), and returned in the caller's order; on CPU
+its linear layers run through oneDNN with prepacked weights (`synpo.inference`). The `vllm` backend hands the
+same token ids to a `vllm.LLM` engine (continuous batching, paged KV cache); vLLM is imported only when selected,
+and a script that builds it needs an `if __name__ == "__main__":` guard, as the engine runs in a spawned subprocess.
 
 A generator holds its engine until `close()`, and every stage uses it as a context manager
 (`with stage_generator(...) as gen:`), so a generating stage ends with its memory returned: on one GPU the next
@@ -23,9 +23,8 @@ start per stage, as before.
 With `generation.data_parallel_size` > 1, any backend is wrapped by `ShardedGenerator`: the prompts are cut into
 contiguous shards, each generated in its own spawned process by its own engine (on its own
 `tensor_parallel_size` GPUs), and the results concatenated in the original order. A shard starting at prompt
-`start` samples with seed + start, so the vllm backend's per-prompt seeds (seed + index) are the same as
-without sharding; the hf backend, whose batches (and so their seeds) depend on which prompts are batched
-together, is deterministic for a given data_parallel_size.
+`start` samples with seed + start, so both backends' per-prompt seeds (seed + index) are the same as without
+sharding.
 """
 
 from __future__ import annotations
@@ -269,6 +268,36 @@ def pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(states, (0, 0, width - states.shape[-2], 0))
 
 
+class RowSampler:
+    """Sampling for the hf backend, as its last logits processor under greedy selection: each row's next token is
+    drawn here (temperature and top-p as transformers applies them, then the inverse of the cumulative
+    distribution at a uniform draw) and every other token's score set to -inf, so generate's argmax takes it.
+
+    Why not generate's own sampling: `torch.multinomial` draws an exponential variate for every vocabulary entry,
+    35 ms a step for 32 rows x 49k tokens on this project's CPUs (one thread; a decode step of the embedded model
+    is ~100 ms), where a cumulative sum and a binary search take 1-2 ms. Each prompt has its own random generator,
+    seeded with seed + the prompt's index (as the vllm backend seeds its requests), and its `n` rows draw from it,
+    so a prompt's samples do not depend on which prompts share its batch, on the batch size or on the
+    out-of-memory retry (up to float rounding of the logits in a different batch)."""
+
+    def __init__(self, sampling: Sampling, prompts: list[int]):
+        from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.n = sampling.n
+        self.warpers = [TemperatureLogitsWarper(sampling.temperature)]
+        if sampling.top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(sampling.top_p))
+        self.generators = [torch.Generator().manual_seed(sampling.seed + i) for i in prompts]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        cdf = scores.float().softmax(-1).cumsum(-1)
+        draws = torch.cat([torch.rand(self.n, generator=g) for g in self.generators]).to(cdf.device)
+        tokens = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None], right=True).clamp_(max=cdf.shape[-1] - 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, tokens, 0.0)
+
+
 @register_backend("hf")
 class HFGenerator(Generator):
     def __init__(self, model_path: str, cfg: GenerationConfig, dtype: str = "float32"):
@@ -306,21 +335,21 @@ class HFGenerator(Generator):
         return results
 
     def _generate_batch(self, ids: list[list[int]], batch: list[int], sampling: Sampling, results: list) -> None:
-        """Generate for the prompts `batch` (indices into ids), left padded, seeded by its first prompt's index."""
+        """Generate for the prompts `batch` (indices into ids), left padded; sampled with `RowSampler`."""
         pad = self.tokenizer.pad_token_id
         input_ids, mask = left_padded([ids[i] for i in batch], pad)
         width = input_ids.shape[1]
         cache = prefilled_cache(self.model, [ids[i] for i in batch], pad, sampling.n, headroom=sampling.max_new_tokens)
-        torch.manual_seed(sampling.seed + batch[0])
+        sampler = [RowSampler(sampling, batch)] if sampling.temperature > 0 else []
         out = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=mask,
+            input_ids=input_ids.repeat_interleave(sampling.n, dim=0),
+            attention_mask=mask.repeat_interleave(sampling.n, dim=0),
             **cache_kwarg(self.model, cache),
             max_new_tokens=sampling.max_new_tokens,
-            do_sample=sampling.temperature > 0,
-            temperature=sampling.temperature if sampling.temperature > 0 else None,
-            top_p=sampling.top_p if sampling.temperature > 0 else None,
-            num_return_sequences=sampling.n,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            logits_processor=sampler,
             stop_strings=sampling.stop or None,
             tokenizer=self.tokenizer if sampling.stop else None,
             pad_token_id=pad,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from synpo.config import GenerationConfig
 from synpo.generation import (
     PREFILL_ROWS,
     HFGenerator,
+    RowSampler,
     Sampling,
     even_batch_size,
     make_generator,
@@ -70,6 +72,30 @@ def test_sampling_is_reproducible_for_a_seed_and_returns_n_samples(generators):
     a = batched.generate(convs, Sampling(max_new_tokens=8, temperature=0.7, n=2, seed=3))
     b = batched.generate(convs, Sampling(max_new_tokens=8, temperature=0.7, n=2, seed=3))
     assert a == b and all(len(samples) == 2 for samples in a)
+
+
+def test_a_prompts_samples_do_not_depend_on_its_batch(generators):
+    batched, single = generators
+    convs = [chat(p) for p in PROMPTS]
+    sampling = Sampling(max_new_tokens=8, temperature=1.0, n=2, seed=5)
+    together = batched.generate(convs, sampling)
+    assert together == single.generate(convs, sampling)  # batches of 4 and of 1: each prompt has its own generator
+    assert batched.generate(convs[1:2], Sampling(**{**vars(sampling), "seed": 6})) != [together[0]]
+    assert any(a != b for a, b in together)  # the n samples of a prompt are drawn independently
+
+
+def test_the_row_sampler_draws_from_the_tempered_nucleus():
+    scores = torch.tensor([[2.0, 1.0, 0.5, -1.0, -3.0]])
+    n = 20000
+    sampler = RowSampler(Sampling(max_new_tokens=1, temperature=0.5, n=n, seed=0), [0])
+    out = sampler(None, scores.repeat(n, 1))
+    assert ((out == 0).sum(-1) == 1).all() and torch.isinf(out).sum() == n * 4  # one token left per row
+    freq = torch.bincount(out.argmax(-1), minlength=5) / n
+    assert torch.allclose(freq, torch.softmax(scores[0] / 0.5, -1), atol=0.01)
+    nucleus = RowSampler(Sampling(max_new_tokens=1, temperature=0.5, top_p=0.9, n=n, seed=0), [0])
+    freq = torch.bincount(nucleus(None, scores.repeat(n, 1)).argmax(-1), minlength=5) / n
+    # softmax(scores / 0.5) = 0.865, 0.117, 0.016, ...: the 0.9 nucleus is the first two tokens, renormalised.
+    assert freq[2:].sum() == 0 and abs(freq[0] - 0.865 / (0.865 + 0.117)) < 0.01
 
 
 def test_prefill_starts_every_output(generators):
