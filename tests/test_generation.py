@@ -114,8 +114,6 @@ def test_truncate_at_stop_cuts_at_the_first_stop_string():
 
 
 def test_generation_dtype_sets_the_generating_weights_and_none_keeps_the_models(tiny_model):
-    import torch
-
     def weights(cfg: GenerationConfig, dtype: str) -> torch.dtype:
         with make_generator(str(tiny_model), cfg, dtype) as gen:
             return next(gen.model.parameters()).dtype
@@ -125,8 +123,6 @@ def test_generation_dtype_sets_the_generating_weights_and_none_keeps_the_models(
 
 
 def test_bfloat16_if_native_is_float32_where_bf16_would_be_emulated(tiny_model, monkeypatch):
-    import torch
-
     from synpo import models
 
     cfg = GenerationConfig(dtype="bfloat16_if_native")
