@@ -8,8 +8,8 @@ For each preset, the fractions F/4, F/2 and F of the paper's counts (18k seed it
 iteration, 1M corpus paragraphs, 500 validation items) each run in a subprocess of their own (fresh stage cache, fresh
 process: its peak memory is its own; `--jobs` of them at a time, largest first, each on one thread) the real
 `synpo experiment=<preset>` with:
-- a randomly initialised 2-layer Llama (hidden 32) with the embedded model's tokenizer as M0, and a 2-layer DeBERTa
-  PairRM of PairRM-hf's layout as the reward, both built here;
+- a randomly initialised 2-layer Llama (hidden 32) with the embedded model's tokenizer as M0, and a 1-layer, 1-head
+  DeBERTa PairRM of PairRM-hf's layout as the reward, both built here;
 - synthetic hub data written here as local dataset folders `load_dataset` reads as it reads the hub's:
   UltraFeedback-like rows (~150-token instructions, 4 completions of ~400 tokens) and RefinedWeb-like documents (2M at
   full size, as corpus.max_documents) of 3 paragraphs of ~80 words;
@@ -21,15 +21,15 @@ process: its peak memory is its own; `--jobs` of them at a time, largest first, 
 - every trainer capped at `max_steps=1` (batch 2) and every generation at 4 new tokens.
 
 Per stage (stages of the same name summed over iterations and betas) it prints the framework time (wall time of the
-stage minus the time inside `generate`, the trainers' `training_step`, the reward model's forward passes, the judge's
-option log-probabilities and the judge-free metric's forward passes), the model time, the peak resident memory above
-the process's memory when the stage started (an RSS sampler, every 10 ms), the bytes the stage wrote to the cache, and
-the log-log slopes of framework time and memory against the item count (least squares over the fractions run: the
-largest ones, since fixed overheads flatten the slope at small counts). Memory slopes are only reported for stages
-whose increase reaches 16 MB at the largest fraction (below that it is allocator noise), and time slopes of stages
-under 50 ms at the largest fraction are printed in parentheses and not counted (timer jitter). The last line is `worst
-slope: S (stage)`; the exit status is 1 when a slope exceeds 1.2 or a run fails. The paper_mistral preset is followed
-by `synpo-report` on a synthetic 2 models x 6 betas x 4 iterations sweep made of copies of its largest run.
+stage minus the time inside `generate` and the hf backend's prefill, the trainers' `training_step`, the reward model's
+forward passes, the judge's option log-probabilities and the judge-free metric's forward passes), the model time, the
+peak resident memory above the process's memory when the stage started (an RSS sampler, every 10 ms), the bytes the
+stage wrote to the cache, and the log-log slopes of framework time and memory against the item count (least squares over
+the fractions run: the largest ones, since fixed overheads flatten the slope at small counts). Memory slopes are only
+reported for stages whose increase reaches 16 MB at the largest fraction (below that it is allocator noise), and time
+slopes of stages under 50 ms at the largest fraction are printed in parentheses and not counted (timer jitter). The last
+line is `worst slope: S (stage)`; the exit status is 1 when a slope exceeds 1.2 or a run fails. The paper_mistral preset
+is followed by `synpo-report` on a synthetic 2 models x 6 betas x 4 iterations sweep made of copies of its largest run.
 """
 
 from __future__ import annotations
@@ -189,8 +189,9 @@ def synthetic_suites(root: Path, fraction: Fraction) -> dict[str, Path]:
 
 
 def tiny_models(root: Path) -> dict[str, Path]:
-    """A 2-layer Llama with the embedded model's tokenizer (tests/conftest.py's tiny_model) and a 2-layer PairRM
-    (tests/test_rewards.py's tiny_pairrm) whose DeBERTa tokenizer knows the synthetic words."""
+    """A 2-layer Llama with the embedded model's tokenizer (tests/conftest.py's tiny_model) and a 1-layer, 1-head
+    PairRM (tests/test_rewards.py's tiny_pairrm, smaller: its disentangled attention on ~1k-token inputs was most of
+    the rehearsal's reward time) whose DeBERTa tokenizer knows the synthetic words."""
     import torch
     from transformers import DebertaV2Config, DebertaV2Tokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -233,8 +234,8 @@ def tiny_models(root: Path) -> dict[str, Path]:
         config = DebertaV2Config(
             vocab_size=len(tokenizer),
             hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
+            num_hidden_layers=1,
+            num_attention_heads=1,
             intermediate_size=64,
             max_position_embeddings=2048,
             relative_attention=True,
@@ -369,12 +370,13 @@ def instrument(records: list[dict]) -> None:
     from trl import DPOTrainer, SFTTrainer
     from trl.experimental.cpo import CPOTrainer
 
-    from synpo import judges, rewards
+    from synpo import generation, judges, rewards
     from synpo.stage import Runner
     from synpo.stages import gold_likelihood
 
     clock, rss = Clock(), RSS()
     GenerationMixin.generate = clock.wrap(GenerationMixin.generate)
+    generation.prefilled_cache = clock.wrap(generation.prefilled_cache)  # the hf backend's prefill, before generate
     for cls in {Trainer, SFTTrainer, DPOTrainer, CPOTrainer}:
         if "training_step" in vars(cls):
             cls.training_step = clock.wrap(cls.training_step)
