@@ -128,6 +128,9 @@ def test_best_and_worst_refuses_ties_unscored_and_identical_answers():
     assert best_worst_pairs.best_and_worst(["a", "b", "c"], [2.0, 2.0, 2.0]) == "tie"
     assert best_worst_pairs.best_and_worst(["a", "b", "c"], [None, 4.0, None]) == "fewer_than_two_scored"
     assert best_worst_pairs.best_and_worst(["same", "same"], [1.0, 5.0]) == "identical_answers"
+    # An empty answer is not ranked (the rehearsal's random model ended a turn at once: SimPO refused the pair).
+    assert best_worst_pairs.best_and_worst(["a", "", "c"], [2.0, -9.0, 1.0]) == (0, 2)
+    assert best_worst_pairs.best_and_worst(["a", " "], [2.0, -9.0]) == "fewer_than_two_scored"
 
 
 def test_pairs_accumulate_over_iterations_and_dropped_prompts_say_why(samples_dir, tmp_path):

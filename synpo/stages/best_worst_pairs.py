@@ -1,7 +1,9 @@
 """Sampling-Ranking and Self-Rewarding, each iteration: of a prompt's n sampled answers, the best-scored is chosen
-and the worst-scored rejected. A prompt gives no pair when its best and worst scores are equal, when fewer than two
-of its answers have a score (Self-Rewarding's unparsable verdicts), or when its best and worst answers are the same
-text; it is kept in `dropped.jsonl` with the reason. A fixed number of pairs is sampled and added to the preference
+and the worst-scored rejected. Empty answers (a model that ends its turn at once) are not ranked: SimPO has nothing
+to train on in them, and SynPO's pair filter drops them too (counted as `empty_samples`). A prompt gives no pair when
+its best and worst scores are equal, when fewer than two of its non-empty answers have a score (Self-Rewarding's
+unparsable verdicts), or when its best and worst answers are the same text; it is kept in `dropped.jsonl` with the
+reason. A fixed number of pairs is sampled and added to the preference
 set D of the earlier iterations, when one is given."""
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from synpo.stages.build_pairs import accumulate
 
 
 def best_and_worst(answers: list[str], scores: list[float | None]) -> tuple[int, int] | str:
-    """Indices of the best and the worst scored answer (the first of equals), or why there is no pair."""
-    scored = [i for i, s in enumerate(scores) if s is not None]
+    """Indices of the best and the worst scored non-empty answer (the first of equals), or why there is no pair."""
+    scored = [i for i, s in enumerate(scores) if s is not None and answers[i].strip()]
     if len(scored) < 2:
         return "fewer_than_two_scored"
     best = max(scored, key=lambda i: scores[i])
@@ -30,6 +32,7 @@ def run(out: Path, config: dict, samples: Path, scores: Path, previous: Path | N
     counts: Counter = Counter()
     kept, dropped = [], []
     for r in read_jsonl(samples / "answers.jsonl", ("id", "prompt")):
+        counts["empty_samples"] += sum(not a.strip() for a in r["samples"])
         picked = best_and_worst(r["samples"], scored[r["id"]])
         if isinstance(picked, str):
             counts[f"dropped_{picked}"] += 1
