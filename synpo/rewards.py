@@ -271,14 +271,26 @@ def _check_pairrm(path: str) -> None:
     check_loadable(path, "reward.model")
 
 
-def pairrm_ids(tokenizer, max_length: int, source: str, cand1: str, cand2: str) -> list[int]:
-    """PairRM's input `<|source|>x <|candidate1|>a <|candidate2|>b`, each part cut to its share of the length."""
+def pairrm_ids(tokenizer, max_length: int, source: str, cand1: str, cand2: str, encode=None) -> list[int]:
+    """PairRM's input `<|source|>x <|candidate1|>a <|candidate2|>b`, each part cut to its share of the length.
+    `encode(text, max_length)` (a memo of the tokenizer's, see `PairRM.logits`) returns the ids of one part."""
+    encode = encode or _pairrm_encoder(tokenizer)
     total = max_length + 2 * PAIRRM_CANDIDATE_MAX_LENGTH
-    ids = tokenizer.encode("<|source|>" + source, max_length=max_length, truncation=True)
+    ids = list(encode("<|source|>" + source, max_length))
     budget = (total - len(ids)) // 2
     for prefix, text in (("<|candidate1|>", cand1), ("<|candidate2|>", cand2)):
-        ids += tokenizer.encode(prefix + text, max_length=budget, truncation=True)
+        ids += encode(prefix + text, budget)
     return ids
+
+
+def _pairrm_encoder(tokenizer, memo: int = 0):
+    """The tokenizer's ids of one input part cut at `max_length`; with `memo`, the last `memo` distinct parts are
+    kept: a pair's two orders, and a round robin's games, repeat the same source and candidates."""
+
+    def encode(text: str, max_length: int) -> tuple[int, ...]:
+        return tuple(tokenizer.encode(text, max_length=max_length, truncation=True))
+
+    return functools.lru_cache(maxsize=memo)(encode) if memo else encode
 
 
 @register_reward("pairrm")
@@ -312,8 +324,10 @@ class PairRM(Reward):
     @torch.inference_mode()
     def logits(self, prompts: list[str], first: list[str], second: list[str]) -> list[float]:
         """logit(first, second) for each triple: > 0 when PairRM prefers `first`."""
+        encode = _pairrm_encoder(self.tokenizer, memo=64)
         encoded = [
-            pairrm_ids(self.tokenizer, self.cfg.max_length, *t) for t in zip(prompts, first, second, strict=True)
+            pairrm_ids(self.tokenizer, self.cfg.max_length, *t, encode=encode)
+            for t in zip(prompts, first, second, strict=True)
         ]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         out = [0.0] * len(encoded)
@@ -325,10 +339,14 @@ class PairRM(Reward):
         return out
 
     def gaps(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> list[dict]:
-        n = len(prompts)
-        both = self.logits(prompts + prompts, chosen + rejected, rejected + chosen)
+        # Each pair's two orders side by side, so that the second reuses the first's encoded parts.
+        both = self.logits(
+            [p for p in prompts for _ in range(2)],
+            [x for pair in zip(chosen, rejected, strict=True) for x in pair],
+            [x for pair in zip(rejected, chosen, strict=True) for x in pair],
+        )
         results = []
-        for forward, backward in zip(both[:n], both[n:], strict=True):
+        for forward, backward in zip(both[::2], both[1::2], strict=True):
             s = (forward - backward) / 2
             results.append({"gap": 2 * s, "chosen_score": s, "rejected_score": -s})
         return results
