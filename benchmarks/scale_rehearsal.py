@@ -23,7 +23,7 @@ process: its peak memory is its own; `--jobs` of them at a time, largest first, 
 Per stage (stages of the same name summed over iterations and betas) it prints the framework time (wall time of the
 stage minus the time inside `generate` and the hf backend's prefill, the trainers' `training_step`, the reward model's
 forward passes, the judge's option log-probabilities and the judge-free metric's forward passes), the model time, the
-peak resident memory above the process's memory when the stage started (an RSS sampler, every 10 ms), the bytes the
+peak anonymous resident memory above the process's when the stage started (a sampler, every 10 ms), the bytes the
 stage wrote to the cache, and the log-log slopes of framework time and memory against the item count (least squares over
 the fractions run: the largest ones, since fixed overheads flatten the slope at small counts). Memory slopes are only
 reported for stages whose increase reaches 16 MB at the largest fraction (below that it is allocator noise), and time
@@ -342,7 +342,9 @@ class Clock:
 
 
 class RSS:
-    """Samples the resident set size every 10 ms; `peak_since(mark)` is the highest value since `reset()`."""
+    """Samples the anonymous resident memory every 10 ms (resident minus file-backed pages: the Arrow files
+    `datasets` maps and the safetensors the models map are page cache, which the kernel reclaims, and whether they
+    are resident depends on which run converted a dataset first); `peak` is the highest value since `reset()`."""
 
     def __init__(self):
         self.peak = self.now()
@@ -351,7 +353,8 @@ class RSS:
     @staticmethod
     def now() -> int:
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            resident, shared = (int(x) for x in f.read().split()[1:3])
+        return (resident - shared) * os.sysconf("SC_PAGE_SIZE")
 
     def reset(self) -> int:
         self.peak = self.now()
