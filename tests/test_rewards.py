@@ -13,7 +13,7 @@ import torch
 from synpo.config import RewardConfig
 from synpo.errors import ModelError
 from synpo.models import load_causal_lm, load_tokenizer
-from synpo.rewards import check_reward, make_reward, pairrm_ids, pairrm_model_class
+from synpo.rewards import _pairrm_encoder, check_reward, make_reward, pairrm_ids, pairrm_model_class
 from synpo.templates import chat
 
 PROMPTS = ["What is the capital of France?", "Name a prime number larger than ten, and explain why it is prime."]
@@ -98,6 +98,21 @@ def test_pairrm_loads_the_checkpoint_and_gap_is_the_two_order_logit_difference(t
         "<|candidate2|>",
         "[SEP]",
     ]
+
+
+def test_pairrm_inputs_are_the_same_with_the_memoised_encoder(tiny_pairrm):
+    """A round robin's games reuse the encoded source and candidates; the inputs must not change, also where the
+    source is cut to max_length and the candidates to their share of what is left."""
+    reward = make_reward(RewardConfig(name="pairrm", model=str(tiny_pairrm), max_length=16), m0_path=None)
+    sources = [" ".join(["river garden"] * 40), "a short question"]
+    samples = ["good answer", " ".join(["bad"] * 500), "", "good answer"]
+    encode = _pairrm_encoder(reward.tokenizer, memo=4)
+    for source in sources:
+        for a in samples:
+            for b in samples:
+                plain = pairrm_ids(reward.tokenizer, 16, source, a, b)
+                assert pairrm_ids(reward.tokenizer, 16, source, a, b, encode=encode) == plain
+    assert encode.cache_info().hits > 0
 
 
 def test_pairrm_refuses_llm_blenders_own_layout(tmp_path):
