@@ -23,13 +23,14 @@ process: its peak memory is its own; `--jobs` of them at a time, largest first, 
 Per stage (stages of the same name summed over iterations and betas) it prints the framework time (wall time of the
 stage minus the time inside `generate` and the hf backend's prefill, the trainers' `training_step`, the reward model's
 forward passes, the judge's option log-probabilities and the judge-free metric's forward passes), the model time, the
-peak anonymous resident memory above the process's when the stage started (a sampler, every 10 ms), the bytes the
-stage wrote to the cache, and the log-log slopes of framework time and memory against the item count (least squares over
-the fractions run: the largest ones, since fixed overheads flatten the slope at small counts). Memory slopes are only
-reported for stages whose increase reaches 16 MB at the largest fraction (below that it is allocator noise), and time
-slopes of stages under 50 ms at the largest fraction are printed in parentheses and not counted (timer jitter). The last
-line is `worst slope: S (stage)`; the exit status is 1 when a slope exceeds 1.2 or a run fails. The paper_mistral preset
-is followed by `synpo-report` on a synthetic 2 models x 6 betas x 4 iterations sweep made of copies of its largest run.
+peak anonymous resident memory above the process's when the stage started (a sampler, every 10 ms), the bytes the stage
+wrote to the cache, and the log-log slopes of framework time and memory against the item count (least squares over the
+fractions run: the largest ones, since fixed overheads flatten the slope at small counts). Memory slopes are only
+reported for stages whose increase reaches 16 MB at the largest fraction (below that it is allocator noise) and are
+fitted on the fractions where it does, and time slopes of stages under 50 ms at the largest fraction are printed in
+parentheses and not counted (timer jitter). The last line is `worst slope: S (stage)`; the exit status is 1 when a slope
+exceeds 1.2 or a run fails. The paper_mistral preset is followed by `synpo-report` on a synthetic 2 models x 6 betas x 4
+iterations sweep made of copies of its largest run.
 """
 
 from __future__ import annotations
@@ -494,7 +495,11 @@ def report(preset: str, fractions: list[Fraction], results: list[dict]) -> list[
             continue
         last = rows[-1]
         st = slope(xs, [r["framework"] for r in rows])
-        sm = slope(xs, [r["memory"] for r in rows]) if last["memory"] >= MEMORY_FLOOR else None
+        # Memory: fitted on the fractions whose increase reaches the floor (the allocator may serve a stage from
+        # what an earlier one freed, so a small fraction can measure ~0 and would fake a steep slope).
+        grown = [(x, r["memory"]) for x, r in zip(xs, rows, strict=True) if r["memory"] >= MEMORY_FLOOR]
+        fit = len(grown) >= 2 and last["memory"] >= MEMORY_FLOOR
+        sm = slope([x for x, _ in grown], [m for _, m in grown]) if fit else None
         counted = (st if last["framework"] >= TIME_FLOOR else None, ""), (sm, " memory")
         slopes += [(v, f"{preset}/{name}{tag}") for v, tag in counted if v is not None]
         # At the paper's counts: framework time = a + b x fitted on the two largest fractions (a: the fixed per-call
