@@ -134,7 +134,7 @@ def _tokenizer_key(path: str) -> tuple | None:
 def load_tokenizer(path: str):
     """The tokenizer of a model folder or hub id, pad token defaulting to EOS. Local folders whose tokenizer files
     are the same (every model a run trains saves M0's) share one parse: building a 49k-token tokenizer takes
-    ~0.35 s and a paper run loads one ~90 times; each caller gets its own deep copy (~0.1 s), free to change it."""
+    ~0.35 s and a paper run loads one ~90 times; each caller gets its own deep copy (~0.15 s), free to change it."""
     from transformers import AutoTokenizer
 
     key = _tokenizer_key(path)

@@ -3,8 +3,8 @@ and the worst-scored rejected. Empty answers (a model that ends its turn at once
 to train on in them, and SynPO's pair filter drops them too (counted as `empty_samples`). A prompt gives no pair when
 its best and worst scores are equal, when fewer than two of its non-empty answers have a score (Self-Rewarding's
 unparsable verdicts), or when its best and worst answers are the same text; it is kept in `dropped.jsonl` with the
-reason. A fixed number of pairs is sampled and added to the preference
-set D of the earlier iterations, when one is given."""
+reason. A fixed number of pairs is sampled and added to the preference set D of the earlier iterations, when one is
+given."""
 
 from __future__ import annotations
 
